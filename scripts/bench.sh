@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make bench: measures herald and writes the figures into BENCHMARKS.md (between the markers of
+# each section). Needs a release build (the Makefile builds it first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release/herald
+[ -x "$BIN" ] || { echo "bench: build first (make build)"; exit 1; }
+
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# --- footprint: stripped binary size, idle memory of `herald run` ---
+size=$(stat -c %s "$BIN")
+cat > "$work/herald.toml" <<CFG
+hostname = "bench.example.test"
+[console]
+listen = "127.0.0.1:0"
+[inbound]
+listen = "127.0.0.1:0"
+CFG
+"$BIN" run --config "$work/herald.toml" --data "$work/data" 2>"$work/log" &
+pid=$!
+for _ in $(seq 1 100); do grep -q "ready" "$work/log" 2>/dev/null && break; sleep 0.1; done
+grep -q "ready" "$work/log" || { cat "$work/log"; echo "bench: herald did not start"; exit 1; }
+sleep 2   # let it settle: idle means after boot
+rss_kb=$(awk '/^VmRSS:/ {print $2}' /proc/$pid/status)
+pss_kb=$(awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup)
+threads=$(awk '/^Threads:/ {print $2}' /proc/$pid/status)
+kill -TERM "$pid"; wait "$pid" || true; pid=""
+
+fmt_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+section=$(cat <<MD
+| measure | value |
+|---|---|
+| stripped release binary | $(awk -v b="$size" 'BEGIN { printf "%.2f MB (%d bytes)", b / 1e6, b }') |
+| idle RSS of \`herald run\` (after boot, 2 s settled) | $(fmt_mib "$rss_kb") |
+| idle PSS | $(fmt_mib "$pss_kb") |
+| threads | $threads |
+
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores, rustc $(rustc --version | cut -d' ' -f2).
+MD
+)
+echo "$section"
+
+# Write it between the footprint markers.
+python3 - "$section" <<'PY'
+import sys, re
+body = sys.argv[1]
+path = "BENCHMARKS.md"
+text = open(path).read()
+start, end = "<!-- bench:footprint:start -->\n", "<!-- bench:footprint:end -->"
+a, b = text.index(start) + len(start), text.index(end)
+open(path, "w").write(text[:a] + body + "\n" + text[b:])
+PY

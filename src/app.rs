@@ -1,0 +1,35 @@
+//! The running service's shared state: the data directory, sled, the settings store. Handlers
+//! get an `&App` and ask the store for what they need.
+
+use crate::settings::SettingsStore;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Files and folders inside the data directory.
+pub mod paths {
+    pub const DB: &str = "db";
+    pub const LOCK: &str = "herald.lock";
+    pub const CONTROL_SOCK: &str = "control.sock";
+    /// The plaintext side of the HTTPS console (see `net::https`); owner-only like the rest.
+    pub const CONSOLE_SOCK: &str = "console.sock";
+    pub const INITIAL_PASSWORD: &str = "initial-console-password";
+    pub const LOGS: &str = "logs";
+}
+
+pub struct App {
+    pub data_dir: PathBuf,
+    pub db: sled::Db,
+    pub settings: SettingsStore,
+    pub started: Instant,
+    pub auth: crate::console::auth::AuthCache,
+}
+
+impl App {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.data_dir.join(name)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

@@ -1,0 +1,235 @@
+//! Boot: check the config file before touching anything, take the data directory (owner-only,
+//! one service at a time), open sled, import the file when it is new or changed, make the
+//! first-boot secrets once, and apply pending settings.
+
+use crate::app::{App, paths};
+use crate::crypto;
+use crate::settings::{ImportError, Profile, Settings, SettingsStore, parse_file};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why the service did not start; each carries the whole message for the administrator.
+#[derive(Debug)]
+pub enum BootError {
+    /// The config file is unreadable or breaks a rule (exit 78, EX_CONFIG).
+    Config(String),
+    /// Another herald holds the data directory.
+    AlreadyRunning(String),
+    /// Anything else: the disk, sled, a socket.
+    Other(String),
+}
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootError::Config(m) | BootError::AlreadyRunning(m) | BootError::Other(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// A booted service: the shared state and the lock that keeps others out while it lives.
+pub struct Booted {
+    pub app: Arc<App>,
+    pub profile: Profile,
+    _lock: File,
+}
+
+/// A config file, read and checked, not yet imported.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile, BootError> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        BootError::Config(format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    // Check it against the board defaults now, so a bad file never touches the data directory.
+    parse_file(&text, &Settings::defaults(Profile::Board)).map_err(|e| config_error(path, &e))?;
+    Ok(ConfigFile {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+fn config_error(path: &Path, e: &ImportError) -> BootError {
+    let body = e.to_string().replace('\n', "\n  ");
+    BootError::Config(format!("bad config file {}:\n  {body}", path.display()))
+}
+
+/// Boots from an optional config file into a data directory.
+pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError> {
+    let file = config.map(read_config).transpose()?;
+    let profile = if file.is_some() {
+        Profile::Board
+    } else {
+        Profile::Dev
+    };
+
+    let other = |what: &str, e: &dyn std::fmt::Display| BootError::Other(format!("{what}: {e}"));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            other(
+                &format!("cannot create data directory {}", data_dir.display()),
+                &e,
+            )
+        })?;
+    let lock = take_lock(data_dir)?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|e| other("data directory", &e))?;
+    let db = sled::Config::new()
+        .path(data_dir.join(paths::DB))
+        .open()
+        .map_err(|e| other("cannot open the database", &e))?;
+    let store = SettingsStore::open(&db).map_err(|e| other("settings", &e))?;
+
+    import(&store, file.as_ref(), profile, &data_dir)?;
+    let applied = store
+        .apply_pending()
+        .map_err(|e| other("settings", &e))?
+        .expect("settings exist after import");
+    log::info!("settings version {} in force", applied.version);
+
+    Ok(Booted {
+        app: Arc::new(App {
+            data_dir,
+            db,
+            settings: store,
+            started: Instant::now(),
+            auth: Default::default(),
+        }),
+        profile,
+        _lock: lock,
+    })
+}
+
+/// One service per data directory: an exclusive lock on `herald.lock`, held while running.
+fn take_lock(data_dir: &Path) -> Result<File, BootError> {
+    let path = data_dir.join(paths::LOCK);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| BootError::Other(format!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(&path).unwrap_or_default();
+            return Err(BootError::AlreadyRunning(format!(
+                "herald is already running on data directory {} (pid {}); stop it first",
+                data_dir.display(),
+                pid.trim()
+            )));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(BootError::Other(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    f.set_len(0)
+        .and_then(|_| writeln!(f, "{}", std::process::id()))
+        .map_err(|e| BootError::Other(format!("cannot write {}: {e}", path.display())))?;
+    Ok(f)
+}
+
+/// First boot: defaults (or the file) plus generated secrets. Later boots: the file again only
+/// if its content changed; otherwise what was saved stands.
+fn import(
+    store: &SettingsStore,
+    file: Option<&ConfigFile>,
+    profile: Profile,
+    data_dir: &Path,
+) -> Result<(), BootError> {
+    let other = |e: &dyn std::fmt::Display| BootError::Other(format!("settings: {e}"));
+    let existing = store.latest().map_err(|e| other(&e))?;
+    let digest = file.map(|f| crypto::sha256_hex(f.text.as_bytes()));
+    let first_boot = existing.is_none();
+    let base = existing
+        .map(|s| s.settings)
+        .unwrap_or_else(|| Settings::defaults(profile));
+
+    let mut next = match (file, &digest) {
+        (Some(f), Some(d))
+            if store.import_digest().map_err(|e| other(&e))?.as_deref() != Some(d) =>
+        {
+            let (_, settings) =
+                parse_file(&f.text, &base).map_err(|e| config_error(&f.path, &e))?;
+            log::info!(
+                "{} config file {}",
+                if first_boot {
+                    "importing"
+                } else {
+                    "config file changed: re-importing"
+                },
+                f.path.display()
+            );
+            Some(settings)
+        }
+        (Some(f), _) => {
+            log::info!(
+                "config file {} unchanged since its last import: saved settings stand",
+                f.path.display()
+            );
+            None
+        }
+        (None, _) if first_boot => Some(base.clone()),
+        (None, _) => None,
+    };
+
+    if let Some(s) = next.as_mut() {
+        fill_generated(s, data_dir)?;
+        store.save_pending(s.clone()).map_err(|e| other(&e))?;
+        if let Some(d) = &digest {
+            store.set_import_digest(d).map_err(|e| other(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes, once, what the first boot makes: the webhook secret, the API token and the console
+/// password (hashed; the clear one written once to `initial-console-password`, mode 0600).
+fn fill_generated(s: &mut Settings, data_dir: &Path) -> Result<(), BootError> {
+    if s.replies.webhook_secret.is_empty() {
+        s.replies.webhook_secret = crypto::random_token();
+    }
+    if s.api.token.is_empty() {
+        s.api.token = crypto::random_token();
+    }
+    if s.console.password_hash.is_empty() {
+        let password = crypto::random_password();
+        let path = data_dir.join(paths::INITIAL_PASSWORD);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| BootError::Other(format!("cannot write {}: {e}", path.display())))?;
+        // The mode of an existing file is not changed by open(): make sure.
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .and_then(|_| writeln!(f, "{password}"))
+            .and_then(|_| f.sync_all())
+            .map_err(|e| BootError::Other(format!("cannot write {}: {e}", path.display())))?;
+        s.console.password_hash = crypto::hash_password(&password);
+        log::info!(
+            "made the console password; it is in {} (user api_key for the manage API)",
+            path.display()
+        );
+    }
+    Ok(())
+}

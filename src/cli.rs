@@ -1,0 +1,279 @@
+//! The command line (SPEC §2). `run` boots the service in this process; every other command talks
+//! to the running service over `<data>/control.sock` and prints what it answers.
+//!
+//! Exit codes: 0 success, 1 the command failed, 2 usage, 3 the service is not running,
+//! 78 a bad config file (`run`).
+
+use crate::control::{self, ControlError};
+use serde_json::Value as Json;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+const USAGE: &str = "\
+usage:
+  herald run [--config FILE] [--data DIR]    boot the service (foreground; SIGTERM drains and exits 0)
+  herald config get [KEY] [--data DIR]       print settings (secrets masked; pending values marked)
+  herald config get KEY --reveal             print one secret (api.token, replies.webhook_secret,
+                                             smtp.password) in the clear, for the application's set-up
+  herald config set KEY VALUE [--data DIR]   save a pending value (validated)
+  herald version [--data DIR]                print the version of this program and of the service
+  herald help                                this text
+
+Every command but `run` talks to the running service over DIR/control.sock
+(DIR defaults to ./herald-data).";
+
+/// The default data directory for commands given no `--data`.
+pub const DEFAULT_DATA: &str = "herald-data";
+
+const EXIT_FAIL: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+const EXIT_NOT_RUNNING: i32 = 3;
+
+/// Runs the command line; returns the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<String> = match args.into_iter().skip(1).map(|a| a.into_string()).collect() {
+        Ok(a) => a,
+        Err(bad) => return usage_error(&format!("argument is not UTF-8: {bad:?}")),
+    };
+    let (flags, words) = match split_flags(&args) {
+        Ok(x) => x,
+        Err(e) => return usage_error(&e),
+    };
+    let data = flags
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if flags.config.is_some() && words.first() != Some(&"run") {
+        return usage_error("--config goes with `run`");
+    }
+    if flags.reveal && !matches!(words.as_slice(), ["config", "get", _]) {
+        return usage_error("--reveal goes with `config get KEY`");
+    }
+    match words.as_slice() {
+        ["run"] => {
+            crate::logging::init();
+            crate::service::run(flags.config.as_deref(), &data)
+        }
+        ["config", "get"] => finish(config_get(&data, None)),
+        ["config", "get", key] if flags.reveal => finish(reveal(&data, key)),
+        ["config", "get", key] => finish(config_get(&data, Some(key))),
+        ["config", "set", key, value] => finish(config_set(&data, key, value)),
+        ["version"] => finish(version(&data)),
+        ["help"] | ["--help"] | ["-h"] => {
+            println!("{USAGE}");
+            0
+        }
+        [] => usage_error("no command given"),
+        [cmd, ..] if ["run", "config", "version"].contains(cmd) => {
+            usage_error(&format!("wrong arguments for `{}`", words.join(" ")))
+        }
+        [cmd, ..] => usage_error(&format!("unknown command `{cmd}`")),
+    }
+}
+
+struct Flags {
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    reveal: bool,
+}
+
+/// Pulls `--config FILE` and `--data DIR` (also `--flag=value`) out of the arguments.
+fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
+    let mut flags = Flags {
+        config: None,
+        data: None,
+        reveal: false,
+    };
+    let mut words = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        if a == "--reveal" {
+            flags.reveal = true;
+            continue;
+        }
+        let slot = match name {
+            "--config" => &mut flags.config,
+            "--data" => &mut flags.data,
+            _ if a.starts_with("--") && a.len() > 2 && !["--help"].contains(&a.as_str()) => {
+                return Err(format!("unknown option `{a}`"));
+            }
+            _ => {
+                words.push(a.clone());
+                continue;
+            }
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it.next().cloned().ok_or(format!("{name} needs a value"))?,
+        };
+        if value.is_empty() {
+            return Err(format!("{name} needs a value"));
+        }
+        *slot = Some(PathBuf::from(value));
+    }
+    Ok((flags, words))
+}
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln!("herald: {msg}\n\n{USAGE}");
+    EXIT_USAGE
+}
+
+/// How a client command ended.
+enum Outcome {
+    Ok,
+    Failed(String),
+    Control(ControlError),
+}
+
+impl From<ControlError> for Outcome {
+    fn from(e: ControlError) -> Self {
+        Outcome::Control(e)
+    }
+}
+
+fn finish(r: Result<(), Outcome>) -> i32 {
+    match r.err().unwrap_or(Outcome::Ok) {
+        Outcome::Ok => 0,
+        Outcome::Failed(msg) => {
+            eprintln!("herald: {msg}");
+            EXIT_FAIL
+        }
+        Outcome::Control(e @ ControlError::NotRunning(..)) => {
+            eprintln!("herald: {e}");
+            EXIT_NOT_RUNNING
+        }
+        Outcome::Control(e) => {
+            eprintln!("herald: {e}");
+            EXIT_FAIL
+        }
+    }
+}
+
+/// The `message` of an error answer, or its `errors` one per line.
+fn error_text(reply: &control::Reply) -> String {
+    match reply.json() {
+        Ok(j) => {
+            if let Some(errors) = j.get("errors").and_then(Json::as_object) {
+                return errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+            j.get("message").and_then(Json::as_str).map_or_else(
+                || format!("the service answered {}", reply.status),
+                String::from,
+            )
+        }
+        Err(_) => format!("the service answered {}", reply.status),
+    }
+}
+
+fn shown(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn config_get(data: &std::path::Path, key: Option<&str>) -> Result<(), Outcome> {
+    let reply = control::request(data, "GET", "/manage/v1/config/keys", None)?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    let doc = reply.json()?;
+    let entries = doc["keys"].as_array().cloned().unwrap_or_default();
+    let selected: Vec<&Json> = match key {
+        None => entries.iter().collect(),
+        Some(k) => {
+            let hit: Vec<&Json> = entries.iter().filter(|e| e["key"] == k).collect();
+            if hit.is_empty() {
+                return Err(Outcome::Failed(format!(
+                    "unknown setting `{k}` (see `herald config get` for the list)"
+                )));
+            }
+            hit
+        }
+    };
+    for e in selected {
+        let value = shown(&e["value"]);
+        let pending = e["pending"].as_bool().unwrap_or(false);
+        if key.is_some() {
+            println!("{value}");
+            if pending {
+                eprintln!("(pending: applied value is {:?})", shown(&e["applied"]));
+            }
+        } else if pending {
+            println!(
+                "{}={value}  # pending; applied: {}",
+                shown(&e["key"]),
+                shown(&e["applied"])
+            );
+        } else {
+            println!("{}={value}", shown(&e["key"]));
+        }
+    }
+    Ok(())
+}
+
+fn reveal(data: &std::path::Path, key: &str) -> Result<(), Outcome> {
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(Outcome::Failed(format!("unknown setting `{key}`")));
+    }
+    let reply = control::request(
+        data,
+        "GET",
+        &format!("/manage/v1/config/secret?key={key}"),
+        None,
+    )?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    println!("{}", shown(&reply.json()?["value"]));
+    Ok(())
+}
+
+fn config_set(data: &std::path::Path, key: &str, value: &str) -> Result<(), Outcome> {
+    let body = serde_json::json!({ key: value });
+    let reply = control::request(
+        data,
+        "PUT",
+        "/manage/v1/config/settings",
+        Some(body.to_string().as_bytes()),
+    )?;
+    match reply.status {
+        204 => {
+            let secret = crate::settings::key_def(key).is_some_and(|d| d.secret);
+            let shown = if secret { crate::settings::MASK } else { value };
+            println!("{key}={shown}  # saved as pending; takes effect at the next restart");
+            Ok(())
+        }
+        _ => Err(Outcome::Failed(error_text(&reply))),
+    }
+}
+
+fn version(data: &std::path::Path) -> Result<(), Outcome> {
+    println!("herald {}", crate::VERSION);
+    let reply = control::request(data, "GET", "/manage/v1/version", None)?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    let v = reply.json()?;
+    println!(
+        "service {} (up {}s, data directory {})",
+        shown(&v["version"]),
+        v["uptime_seconds"],
+        data.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The manage API's settings endpoints (SPEC §3) and the GHES-compatible `smtp` object.
+//!
+//! `GET /manage/v1/config/settings` shows the latest saved document, secrets masked, grouped by
+//! section; the `smtp` object carries GHES's key names (`port` as a string, `user_name`,
+//! `enable_starttls_auto`, `discard-to-noreply-address`, `support_address_type`) with herald's own
+//! keys beside them. `PUT` takes the same shape, or dotted keys, and saves a pending document.
+
+use super::{Request, Response, method_not_allowed};
+use crate::app::App;
+use crate::settings::store::SaveError;
+use crate::settings::{Errors, KEYS, MASK, Settings, Value, key_def};
+use serde_json::{Map, Value as Json, json};
+
+pub fn route(app: &App, req: &Request) -> Response {
+    match req.path.as_str() {
+        "/manage/v1/config/settings" => match req.method.as_str() {
+            "GET" => get_settings(app),
+            "PUT" => put_settings(app, req),
+            _ => method_not_allowed(req, "GET, PUT"),
+        },
+        "/manage/v1/config/keys" => match req.method.as_str() {
+            "GET" => get_keys(app),
+            _ => method_not_allowed(req, "GET"),
+        },
+        "/manage/v1/config/secret" => match req.method.as_str() {
+            "GET" => get_secret(app, req),
+            _ => method_not_allowed(req, "GET"),
+        },
+        "/manage/v1/version" => match req.method.as_str() {
+            "GET" => Response::json(
+                200,
+                &json!({
+                    "version": crate::VERSION,
+                    "uptime_seconds": app.started.elapsed().as_secs(),
+                }),
+            ),
+            _ => method_not_allowed(req, "GET"),
+        },
+        _ => Response::error(
+            404,
+            &format!("no such endpoint: {} {}", req.method, req.path),
+        ),
+    }
+}
+
+fn store_failure(e: impl std::fmt::Display) -> Response {
+    log::error!("{e}");
+    Response::error(500, &format!("{e}"))
+}
+
+fn get_settings(app: &App) -> Response {
+    match app.settings.latest() {
+        Ok(Some(doc)) => Response::json(200, &settings_view(&doc.settings)),
+        Ok(None) => Response::error(503, "no settings yet"),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// Every key in dotted form, in the console's order, with its latest saved value (masked) and,
+/// where a pending value differs from the applied one, the applied value beside it. This is what
+/// `herald config get` prints.
+fn get_keys(app: &App) -> Response {
+    let (applied, pending) = match (app.settings.applied(), app.settings.pending()) {
+        (Ok(a), Ok(p)) => (a, p),
+        (Err(e), _) | (_, Err(e)) => return store_failure(e),
+    };
+    let Some(applied) = applied else {
+        return Response::error(503, "no settings yet");
+    };
+    let latest = pending.as_ref().unwrap_or(&applied);
+    let keys: Vec<Json> = KEYS
+        .iter()
+        .map(|def| {
+            let value = latest.settings.get_masked(def.key).map(|v| v.to_json());
+            let mut entry = json!({ "key": def.key, "value": value, "secret": def.secret });
+            if latest.settings.get(def.key) != applied.settings.get(def.key) {
+                entry["pending"] = Json::Bool(true);
+                entry["applied"] = applied
+                    .settings
+                    .get_masked(def.key)
+                    .map_or(Json::Null, |v| v.to_json());
+            }
+            entry
+        })
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "applied_version": applied.version,
+            "pending_version": pending.as_ref().map(|p| p.version),
+            "keys": keys,
+        }),
+    )
+}
+
+/// One secret in the clear, for `herald config get KEY --reveal`: only on the control socket,
+/// whose file permissions already mean "root or the service user", never on the network.
+fn get_secret(app: &App, req: &Request) -> Response {
+    if req.origin != super::Origin::Control {
+        return Response::error(
+            403,
+            "secrets are shown only on the control socket: run `herald config get KEY --reveal` on the appliance",
+        );
+    }
+    let key = req.query_param("key").unwrap_or_default();
+    let Some(def) = key_def(key) else {
+        return Response::error(400, &format!("unknown setting `{key}`"));
+    };
+    if !def.secret {
+        return Response::error(
+            400,
+            &format!("{key} is not a secret; use GET /manage/v1/config/settings"),
+        );
+    }
+    if key == "console.password" {
+        return Response::error(
+            400,
+            "console.password is stored only as a salted hash and cannot be shown; set a new one with `herald config set console.password ...`",
+        );
+    }
+    match app.settings.latest() {
+        Ok(Some(doc)) => {
+            log::info!("control socket: revealed {key}");
+            let value = doc.settings.get(key).map_or(Json::Null, |v| v.to_json());
+            Response::json(200, &json!({ "key": key, "value": value }))
+        }
+        Ok(None) => Response::error(503, "no settings yet"),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// Keys that the `smtp` object shows under GHES's name instead of herald's.
+const GHES_NAMES: &[(&str, &str)] = &[
+    ("discard-to-noreply-address", "smtp.discard_to_noreply"),
+    ("support_address_type", "smtp.support_type"),
+];
+
+/// GHES's names inside the `smtp` object, and the herald key each stands for (accepted on PUT
+/// beside herald's own names).
+const GHES_ALIASES: &[(&str, &str)] = &[
+    ("user_name", "smtp.username"),
+    ("discard-to-noreply-address", "smtp.discard_to_noreply"),
+    ("support_address_type", "smtp.support_type"),
+];
+
+/// The settings as the API shows them: grouped by section, secrets masked, GHES's names in `smtp`.
+pub fn settings_view(s: &Settings) -> Json {
+    let mut root = Map::new();
+    for (key, value) in s.masked_pairs() {
+        let v = value.to_json();
+        match key.split_once('.') {
+            None => {
+                root.insert(key.into(), v);
+            }
+            Some((section, name)) => {
+                let obj = root
+                    .entry(section)
+                    .or_insert_with(|| Json::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("sections are objects");
+                let name = GHES_NAMES
+                    .iter()
+                    .find(|(_, k)| *k == key)
+                    .map_or(name, |(ghes, _)| ghes);
+                obj.insert(name.into(), v);
+            }
+        }
+    }
+    let smtp = root["smtp"].as_object_mut().expect("smtp section");
+    smtp.insert("port".into(), Json::String(s.smtp.port.to_string()));
+    smtp.insert("user_name".into(), Json::String(s.smtp.username.clone()));
+    smtp.insert(
+        "enable_starttls_auto".into(),
+        Json::Bool(matches!(
+            s.smtp.tls,
+            crate::settings::TlsMode::StarttlsAuto | crate::settings::TlsMode::StarttlsRequired
+        )),
+    );
+    Json::Object(root)
+}
+
+/// Turns a PUT body into changes against `current`. Accepts the sectioned shape of
+/// [`settings_view`] (GHES names or herald's), dotted keys at the top level, numbers as strings
+/// where a number is expected, and the mask for "leave this secret as it is". When two names for
+/// one key disagree (a GHES client that changed one of a pair), the one that changes something wins.
+/// Changes read from a body: (key, value) in [`KEYS`] order.
+pub type Changes = Vec<(String, Value)>;
+
+/// On error, the changes that could be read come back with the errors.
+pub fn parse_put(body: &[u8], current: &Settings) -> Result<Changes, (Changes, Errors)> {
+    let json: Json = serde_json::from_slice(body).map_err(|e| {
+        (
+            Vec::new(),
+            Errors::one("body", format!("not valid JSON: {e}")),
+        )
+    })?;
+    let Json::Object(root) = json else {
+        return Err((
+            Vec::new(),
+            Errors::one("body", "must be a JSON object of settings"),
+        ));
+    };
+    let mut errors = Errors::default();
+    // (herald key, value), possibly several per key when aliases are used
+    let mut candidates: Vec<(String, Json)> = Vec::new();
+    for (k, v) in &root {
+        match v {
+            Json::Object(section) if !k.contains('.') => {
+                for (name, v) in section {
+                    if k == "smtp" && name == "enable_starttls_auto" {
+                        continue; // derived from smtp.tls; mapped below
+                    }
+                    let dotted = format!("{k}.{name}");
+                    match resolve(k, name) {
+                        Some(key) => candidates.push((key, v.clone())),
+                        None => errors.add(&dotted, "unknown setting"),
+                    }
+                }
+            }
+            _ if key_def(k).is_some() => candidates.push((k.clone(), v.clone())),
+            _ => errors.add(k, "unknown setting"),
+        }
+    }
+    let mut changes: Vec<(String, Value)> = Vec::new();
+    for def in KEYS {
+        let mine: Vec<&Json> = candidates
+            .iter()
+            .filter(|(k, _)| k == def.key)
+            .map(|(_, v)| v)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut chosen: Option<Value> = None;
+        for v in mine {
+            let value = match Value::from_json(v) {
+                Ok(value) => value,
+                Err(msg) => {
+                    errors.add(def.key, msg);
+                    break;
+                }
+            };
+            if def.secret && value == Value::Str(MASK.into()) {
+                continue; // the mask means "unchanged"
+            }
+            let changes_something = current.get(def.key).as_ref() != Some(&value);
+            if chosen.is_none() || changes_something {
+                chosen = Some(value);
+            }
+        }
+        if let Some(value) = chosen {
+            changes.push((def.key.to_string(), value));
+        }
+    }
+    // enable_starttls_auto maps onto smtp.tls unless smtp.tls itself is being changed.
+    let starttls_auto = root.get("smtp").and_then(|s| s.get("enable_starttls_auto"));
+    if let Some(Json::Bool(on)) = starttls_auto {
+        use crate::settings::TlsMode::*;
+        let tls_changing = changes
+            .iter()
+            .any(|(k, v)| k == "smtp.tls" && current.get("smtp.tls").as_ref() != Some(v));
+        let now = current.smtp.tls;
+        let next = match (on, now) {
+            (true, Off) => Some("starttls-auto"),
+            (false, StarttlsAuto | StarttlsRequired) => Some("off"),
+            _ => None,
+        };
+        if let (false, Some(next)) = (tls_changing, next) {
+            changes.retain(|(k, _)| k != "smtp.tls");
+            changes.push(("smtp.tls".into(), Value::Str(next.into())));
+        }
+    } else if starttls_auto.is_some() {
+        errors.add("smtp.enable_starttls_auto", "must be true or false");
+    }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err((changes, errors))
+    }
+}
+
+/// The herald key for `section.name`, following GHES aliases. `None` for an unknown name.
+fn resolve(section: &str, name: &str) -> Option<String> {
+    if section == "smtp"
+        && let Some((_, key)) = GHES_ALIASES.iter().find(|(alias, _)| *alias == name)
+    {
+        return Some((*key).to_string());
+    }
+    let dotted = format!("{section}.{name}");
+    key_def(&dotted).map(|_| dotted)
+}
+
+fn put_settings(app: &App, req: &Request) -> Response {
+    let current = match app.settings.latest() {
+        Ok(Some(doc)) => doc.settings,
+        Ok(None) => return Response::error(503, "no settings yet"),
+        Err(e) => return store_failure(e),
+    };
+    let changes = match parse_put(&req.body, &current) {
+        Ok(c) => c,
+        Err((changes, mut e)) => {
+            // Report the values' problems too, not only the names', in one answer.
+            if let Err(more) = current.clone().update(&changes) {
+                e.merge(more);
+            }
+            return Response::json(400, &e.to_json());
+        }
+    };
+    match app.settings.update(&changes) {
+        Ok(doc) => {
+            let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+            log::info!(
+                "settings saved as pending version {} ({})",
+                doc.version,
+                if keys.is_empty() {
+                    "no keys".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            );
+            Response::empty(204).with_header("X-Herald-Settings-Version", &doc.version.to_string())
+        }
+        Err(SaveError::Invalid(e)) => Response::json(400, &e.to_json()),
+        Err(SaveError::Store(e)) => store_failure(e),
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP surfaces (SPEC §3) as one router over plain request and response values, so every
+//! endpoint is tested without a socket. `serve.rs` adapts tiny-http to it; the HTTPS front in
+//! `net::https` terminates TLS before the bytes reach tiny-http.
+//!
+//! Who may call what: on the control socket everything, without credentials (file permissions
+//! are its authentication); on the console listener `/manage/v1/*` needs HTTP Basic
+//! `api_key:<console password>` and `/api/v1/*` the bearer `api.token`.
+
+pub mod auth;
+mod manage;
+pub mod serve;
+
+use crate::app::App;
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `<data>/control.sock`: no authentication.
+    Control,
+    /// The HTTPS console listener.
+    Console,
+}
+
+/// A request, as the router sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub origin: Origin,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of a query parameter (no percent-decoding: herald's parameters are plain).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A response, as the router makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        let mut body = serde_json::to_vec_pretty(value).expect("JSON serializes");
+        body.push(b'\n');
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body,
+        }
+    }
+
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// An error body that says what was wrong: `{"message": ...}`.
+    pub fn error(status: u16, message: &str) -> Response {
+        Response::json(status, &serde_json::json!({ "message": message }))
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Routes one request.
+pub fn handle(app: &App, req: &Request) -> Response {
+    let path = req.path.as_str();
+    if path.starts_with("/manage/") {
+        if let Err(denied) = auth::manage(app, req) {
+            return denied;
+        }
+        return manage::route(app, req);
+    }
+    if path.starts_with("/api/") {
+        if let Err(denied) = auth::api(app, req) {
+            return denied;
+        }
+        return Response::error(404, &format!("no such endpoint: {} {}", req.method, path));
+    }
+    Response::error(404, &format!("no such page: {path}"))
+}
+
+/// The body of a `405`, naming what is allowed.
+fn method_not_allowed(req: &Request, allowed: &str) -> Response {
+    Response::error(
+        405,
+        &format!(
+            "{} is not allowed on {}; use {allowed}",
+            req.method, req.path
+        ),
+    )
+    .with_header("Allow", allowed)
+}
+
+#[cfg(test)]
+mod tests;

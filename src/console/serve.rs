@@ -1,0 +1,114 @@
+//! tiny-http adapters: a few worker threads per server turn tiny-http requests into
+//! [`super::Request`]s, call the router, and write the [`super::Response`] back. Shutdown is a
+//! flag the workers see within one poll interval; a request in hand is finished first.
+
+use super::{Origin, Request, Response, handle};
+use crate::app::App;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The largest request body the JSON APIs take (settings and notifications are far smaller).
+pub const MAX_BODY: usize = 1024 * 1024;
+const POLL: Duration = Duration::from_millis(100);
+
+/// Serves `server` on `workers` threads until `shutdown` is set.
+pub fn spawn(
+    name: &str,
+    server: Arc<tiny_http::Server>,
+    app: Arc<App>,
+    origin: Origin,
+    workers: usize,
+    shutdown: Arc<AtomicBool>,
+) -> Vec<JoinHandle<()>> {
+    (0..workers)
+        .map(|i| {
+            let (server, app, shutdown) = (server.clone(), app.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    while !shutdown.load(Ordering::Acquire) {
+                        match server.recv_timeout(POLL) {
+                            Ok(Some(rq)) => serve_one(&app, origin, rq),
+                            Ok(None) => {}
+                            Err(e) => {
+                                log::error!("http: {e}");
+                                break;
+                            }
+                        }
+                    }
+                })
+                .expect("spawn http worker")
+        })
+        .collect()
+}
+
+fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
+    let url = rq.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let mut req = Request {
+        method: rq.method().as_str().to_ascii_uppercase(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers: rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+        origin,
+    };
+    let resp = match read_body(&mut rq) {
+        Ok(body) => {
+            req.body = body;
+            handle(app, &req)
+        }
+        Err(resp) => resp,
+    };
+    if resp.status >= 500 {
+        log::warn!("http: {} {} -> {}", req.method, req.path, resp.status);
+    } else {
+        log::debug!("http: {} {} -> {}", req.method, req.path, resp.status);
+    }
+    let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+    for (k, v) in resp.headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            out.add_header(h);
+        }
+    }
+    out.add_header(
+        tiny_http::Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..])
+            .expect("valid header"),
+    );
+    if let Err(e) = rq.respond(out) {
+        log::debug!("http: client went away: {e}");
+    }
+}
+
+fn read_body(rq: &mut tiny_http::Request) -> Result<Vec<u8>, Response> {
+    if rq.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(Response::error(
+            413,
+            &format!("request body over {MAX_BODY} bytes"),
+        ));
+    }
+    let mut body = Vec::new();
+    rq.as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Response::error(400, &format!("cannot read request body: {e}")))?;
+    if body.len() > MAX_BODY {
+        return Err(Response::error(
+            413,
+            &format!("request body over {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(body)
+}

@@ -1,0 +1,136 @@
+//! The CLI's side of the control socket: one HTTP/1.1 request over `<data>/control.sock`, read to
+//! the end (the request asks the server to close), status and body out.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::app::paths;
+
+#[derive(Debug)]
+pub enum ControlError {
+    /// Nothing answers on the socket: the service is not running (or not on this data dir).
+    NotRunning(PathBuf, std::io::Error),
+    /// The conversation broke or the answer is not HTTP.
+    Io(String),
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::NotRunning(p, e) => write!(
+                f,
+                "herald is not running on this data directory: cannot reach {} ({e}); start it with `herald run`, or pass --data DIR",
+                p.display()
+            ),
+            ControlError::Io(m) => write!(f, "control socket: {m}"),
+        }
+    }
+}
+
+/// A response from the service.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Result<serde_json::Value, ControlError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ControlError::Io(format!("answer is not JSON: {e}")))
+    }
+}
+
+/// How long the CLI waits for an answer.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Sends one request to the service behind `<data_dir>/control.sock`.
+pub fn request(
+    data_dir: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Reply, ControlError> {
+    let sock = data_dir.join(paths::CONTROL_SOCK);
+    let mut stream =
+        UnixStream::connect(&sock).map_err(|e| ControlError::NotRunning(sock.clone(), e))?;
+    let io = |e: std::io::Error| ControlError::Io(e.to_string());
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    let body = body.unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).map_err(io)?;
+    stream.write_all(body).map_err(io)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(io)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Result<Reply, ControlError> {
+    let bad = || ControlError::Io("the answer is not an HTTP response".into());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(bad)?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad())?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(bad)?;
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    if chunked {
+        body = dechunk(&body).ok_or_else(bad)?;
+    }
+    Ok(Reply { status, body })
+}
+
+/// Undoes `Transfer-Encoding: chunked` (RFC 9112 §7.1), ignoring extensions and trailers.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_field = std::str::from_utf8(&data[..eol]).ok()?;
+        let size = usize::from_str_radix(size_field.split(';').next()?.trim(), 16).ok()?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_chunked_responses() {
+        let r = parse_response(b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n").unwrap();
+        assert_eq!((r.status, r.body.len()), (204, 0));
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+        assert_eq!(r.body, b"{}");
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body, b"Wikipedia");
+        assert!(parse_response(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! herald — the appliance's mail service.
+//!
+//! # Layout
+//!
+//! Data flows one way: bytes → protocol machine → policy → durable store → worker → the outside.
+//!
+//! - [`cli`]: the command line; `run` boots, everything else talks to [`control`].
+//! - [`boot`]: checks the config file, takes the data directory, imports settings, makes the
+//!   first-boot secrets.
+//! - [`service`]: the running process: listeners, signals, drain, exit.
+//! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
+//! - [`console`]: the HTTP router (manage API, application API) and its tiny-http adapters.
+//! - [`net`]: smol adapters: TLS identity and the HTTPS front of the console.
+//! - [`control`]: the CLI's client for `<data>/control.sock`.
+//! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
+//! - [`app`]: the shared state handed to handlers.
+//! - [`logging`]: `env_logger` set-up.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod boot;
+pub mod cli;
+pub mod console;
+pub mod control;
+pub mod crypto;
+pub mod logging;
+pub mod net;
+pub mod service;
+pub mod settings;
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,316 @@
+//! Starting and stopping the real binary, temp directories, running peers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_herald");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// How long anything in a test may take before the test fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "herald-it-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config file for tests: free ports, a test host name, plus `extra` TOML.
+pub fn test_config(extra: &str) -> String {
+    format!(
+        "hostname = \"herald.test\"\n\n[console]\nlisten = \"127.0.0.1:0\"\n\n[inbound]\nlisten = \"127.0.0.1:0\"\n\n{extra}"
+    )
+}
+
+/// stderr of a running herald, collected line by line.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+/// A running `herald run`.
+pub struct Herald {
+    child: Option<Child>,
+    log: Arc<Log>,
+    pub data: PathBuf,
+    pub console_port: u16,
+}
+
+impl Herald {
+    /// Starts herald and waits until it is ready; panics with its output if it is not.
+    pub fn start(config: Option<&Path>, data: &Path) -> Herald {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg("--data").arg(data);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn herald");
+        let log = Arc::new(Log::default());
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut t = sink.text.lock().unwrap();
+                t.push_str(&line);
+                t.push('\n');
+                sink.grew.notify_all();
+            }
+        });
+        let mut h = Herald {
+            child: Some(child),
+            log,
+            data: data.to_path_buf(),
+            console_port: 0,
+        };
+        let line = h.wait_for_log("console listening on https://");
+        let port = line
+            .split("https://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        h.console_port = port;
+        h.wait_for_log("ready");
+        h
+    }
+
+    /// Waits for a log line containing `needle`; returns that line.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut text = self.log.text.lock().unwrap();
+        loop {
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                drop(text);
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "herald exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!("herald did not log {needle:?} in time:\n{text}");
+            }
+            text = self
+                .log
+                .grew
+                .wait_timeout(text, left.min(Duration::from_millis(100)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.text.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Runs a CLI command against this instance's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data, args)
+    }
+
+    /// Sends a signal and waits for the exit.
+    pub fn signal(mut self, sig: &str) -> ExitStatus {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("herald did not exit after SIG{sig}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, and the exit must be clean.
+    pub fn stop(self) {
+        let log = self.log.clone();
+        let st = self.signal("TERM");
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "exit after SIGTERM:\n{}",
+            log.text.lock().unwrap()
+        );
+    }
+
+    /// `https://herald.test:<port>` for curl with `--resolve`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://herald.test:{}{path}", self.console_port)
+    }
+
+    pub fn resolve_arg(&self) -> String {
+        format!("herald.test:{}:127.0.0.1", self.console_port)
+    }
+
+    pub fn initial_password(&self) -> String {
+        std::fs::read_to_string(self.data.join("initial-console-password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `herald ARGS --data DATA` to completion (with a deadline).
+pub fn cli(data: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--data").arg(data);
+    run_with_deadline(cmd)
+}
+
+/// Runs a command with no stdin and a deadline; panics if it hangs.
+pub fn run_with_deadline(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(WAIT * 2) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{cmd:?} did not finish in time");
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `curl` against the console with the appliance certificate pinned and the name checked.
+/// Returns (HTTP status, body).
+pub fn curl(h: &Herald, cacert: &Path, args: &[&str], path: &str) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--resolve",
+        &h.resolve_arg(),
+        "--cacert",
+    ])
+    .arg(cacert)
+    .args(["-w", "\n%{http_code}"])
+    .args(args)
+    .arg(h.url(path));
+    let out = run_with_deadline(cmd);
+    assert!(out.status.success(), "curl failed: {}", stderr(&out));
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// The certificate the console presents, fetched with `openssl s_client`, as PEM in `dir`.
+pub fn fetch_cert(h: &Herald, dir: &TempDir) -> PathBuf {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{}", h.console_port))
+        .args(["-servername", "herald.test", "-showcerts"]);
+    let out = run_with_deadline(cmd);
+    let text = stdout(&out);
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    dir.write("console.pem", &format!("{}\n", &text[start..end]))
+}
+
+/// Every file below `dir` with its size and modification time, to show nothing was touched.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

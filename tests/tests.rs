@@ -1,0 +1,10 @@
+//! Integration tests: one binary (it links once), driving the real `herald` binary against real
+//! peers (curl, openssl, systemd-analyze). Every test makes its own data directory and ports.
+
+mod harness;
+
+mod board;
+mod boot;
+mod cli;
+mod console;
+mod lifecycle;
