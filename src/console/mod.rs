@@ -103,8 +103,21 @@ pub fn handle(app: &App, req: &Request) -> Response {
         }
         return Response::error(404, &format!("no such endpoint: {} {}", req.method, path));
     }
+    if path == "/static/herald.css" {
+        return match req.method.as_str() {
+            "GET" | "HEAD" => Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/css; charset=utf-8".into())],
+                body: STYLESHEET.as_bytes().to_vec(),
+            },
+            _ => method_not_allowed(req, "GET, HEAD"),
+        };
+    }
     Response::error(404, &format!("no such page: {path}"))
 }
+
+/// The console's one stylesheet, built into the binary.
+const STYLESHEET: &str = include_str!("../../static/herald.css");
 
 /// The body of a `405`, naming what is allowed.
 fn method_not_allowed(req: &Request, allowed: &str) -> Response {
