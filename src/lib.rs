@@ -28,6 +28,7 @@ pub mod logging;
 pub mod net;
 pub mod service;
 pub mod settings;
+pub mod smtp;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -333,8 +333,15 @@ fn console_listener_requires_credentials() {
 #[test]
 fn the_stylesheet_is_served_without_login() {
     let app = app();
-    let r = handle(&app, &req(Origin::Console, "GET", "/static/herald.css", "", None));
+    let r = handle(
+        &app,
+        &req(Origin::Console, "GET", "/static/herald.css", "", None),
+    );
     assert_eq!(r.status, 200);
-    assert!(r.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/css")));
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "Content-Type" && v.starts_with("text/css"))
+    );
     assert!(String::from_utf8_lossy(&r.body).contains("--accent"));
 }

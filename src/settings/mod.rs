@@ -11,7 +11,7 @@ mod validate;
 
 pub use file::{ImportError, parse_file};
 pub use store::{SettingsStore, Stored};
-pub use validate::{Errors, Value};
+pub use validate::{Errors, Value, is_email, is_host_name};
 
 use serde::{Deserialize, Serialize};
 
