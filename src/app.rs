@@ -1,8 +1,11 @@
 //! The running service's shared state: the data directory, sled, the settings store. Handlers
 //! get an `&App` and ask the store for what they need.
 
+use crate::inbound::spool::Spool;
+use crate::replies::token::ReplyKey;
 use crate::settings::SettingsStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Files and folders inside the data directory.
@@ -14,12 +17,17 @@ pub mod paths {
     pub const CONSOLE_SOCK: &str = "console.sock";
     pub const INITIAL_PASSWORD: &str = "initial-console-password";
     pub const LOGS: &str = "logs";
+    pub const MAIL_LOG: &str = "logs/mail.log";
 }
 
 pub struct App {
     pub data_dir: PathBuf,
     pub db: sled::Db,
     pub settings: SettingsStore,
+    /// The durable reply queue (inbound mail).
+    pub spool: Arc<Spool>,
+    /// The reply-address MAC key.
+    pub reply_key: ReplyKey,
     pub started: Instant,
     pub auth: crate::console::auth::AuthCache,
 }

@@ -99,12 +99,17 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .map_err(|e| other("settings", &e))?
         .expect("settings exist after import");
     log::info!("settings version {} in force", applied.version);
+    let reply_key = crate::replies::token::ReplyKey::load_or_create(&db)
+        .map_err(|e| other("reply-address key", &e))?;
+    let spool = crate::inbound::spool::Spool::open(&db).map_err(|e| other("reply queue", &e))?;
 
     Ok(Booted {
         app: Arc::new(App {
             data_dir,
             db,
             settings: store,
+            spool,
+            reply_key,
             started: Instant::now(),
             auth: Default::default(),
         }),

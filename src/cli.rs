@@ -16,6 +16,9 @@ usage:
   herald config get KEY --reveal             print one secret (api.token, replies.webhook_secret,
                                              smtp.password) in the clear, for the application's set-up
   herald config set KEY VALUE [--data DIR]   save a pending value (validated)
+  herald reply-address KIND THREAD_ID USER_ID
+                                             print a valid reply address (KIND: issue, pull_request,
+                                             commit, discussion), to test the inbound path by hand
   herald version [--data DIR]                print the version of this program and of the service
   herald help                                this text
 
@@ -60,12 +63,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         ["config", "get", key] => finish(config_get(&data, Some(key))),
         ["config", "set", key, value] => finish(config_set(&data, key, value)),
         ["version"] => finish(version(&data)),
+        ["reply-address", kind, thread, user] => finish(reply_address(&data, kind, thread, user)),
         ["help"] | ["--help"] | ["-h"] => {
             println!("{USAGE}");
             0
         }
         [] => usage_error("no command given"),
-        [cmd, ..] if ["run", "config", "version"].contains(cmd) => {
+        [cmd, ..] if ["run", "config", "version", "reply-address"].contains(cmd) => {
             usage_error(&format!("wrong arguments for `{}`", words.join(" ")))
         }
         [cmd, ..] => usage_error(&format!("unknown command `{cmd}`")),
@@ -260,6 +264,27 @@ fn config_set(data: &std::path::Path, key: &str, value: &str) -> Result<(), Outc
         }
         _ => Err(Outcome::Failed(error_text(&reply))),
     }
+}
+
+fn reply_address(
+    data: &std::path::Path,
+    kind: &str,
+    thread: &str,
+    user: &str,
+) -> Result<(), Outcome> {
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain(kind) || !plain(thread) || !plain(user) {
+        return Err(Outcome::Failed(
+            "usage: herald reply-address KIND THREAD_ID USER_ID (KIND: issue, pull_request, commit, discussion; ids: whole numbers)".into(),
+        ));
+    }
+    let path = format!("/manage/v1/reply-address?kind={kind}&thread={thread}&user={user}");
+    let reply = control::request(data, "GET", &path, None)?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    println!("{}", shown(&reply.json()?["address"]));
+    Ok(())
 }
 
 fn version(data: &std::path::Path) -> Result<(), Outcome> {

@@ -21,11 +21,15 @@
 pub mod app;
 pub mod boot;
 pub mod cli;
+pub mod clock;
 pub mod console;
 pub mod control;
 pub mod crypto;
+pub mod inbound;
 pub mod logging;
+pub mod maillog;
 pub mod net;
+pub mod replies;
 pub mod service;
 pub mod settings;
 pub mod smtp;

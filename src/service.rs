@@ -15,6 +15,59 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Worker threads per tiny-http server.
 const HTTP_WORKERS: usize = 2;
+/// How long SMTP sessions get to finish a message in flight after SIGTERM.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+type InboundTask = (
+    smol::Task<()>,
+    Arc<net::smtp::Inbound>,
+    std::net::SocketAddr,
+);
+
+/// Binds `inbound.listen` and starts the port-25 server.
+async fn start_inbound(
+    app: &Arc<App>,
+    settings: &crate::settings::Settings,
+    ex: Arc<smol::Executor<'static>>,
+    stop: smol::channel::Receiver<()>,
+) -> Result<InboundTask, String> {
+    use crate::smtp::server::{Config, Timeouts};
+    let tls = net::tls::server_config(&app.db, settings, &[])
+        .map_err(|e| format!("inbound certificate: {e}"))?;
+    let maillog = crate::maillog::MailLog::open(&app.path(paths::MAIL_LOG), &settings.hostname)
+        .map_err(|e| format!("cannot open {}: {e}", app.path(paths::MAIL_LOG).display()))?;
+    let max = settings.inbound.max_connections as usize;
+    let ctx = Arc::new(net::smtp::Inbound {
+        config: Config {
+            hostname: settings.hostname.clone(),
+            max_message_size: settings.inbound.max_message_size,
+            tls_available: true,
+            tls_enforced: settings.inbound.tls_enforced,
+            timeouts: Timeouts::default(),
+            max_errors: 10,
+        },
+        policy: Arc::new(crate::inbound::policy::InboundPolicy::new(
+            settings,
+            app.reply_key.clone(),
+        )),
+        tls: Some(futures_rustls::TlsAcceptor::from(tls)),
+        spool: app.spool.clone(),
+        maillog: Arc::new(maillog),
+        slots: Arc::new(smol::lock::Semaphore::new(max)),
+        active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    });
+    let listener = smol::net::TcpListener::bind(settings.inbound.listen.as_str())
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on inbound.listen {}: {e}",
+                settings.inbound.listen
+            )
+        })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = ex.spawn(net::smtp::serve(listener, ctx.clone(), ex.clone(), stop));
+    Ok((task, ctx, addr))
+}
 
 /// Runs the service until a signal. Returns the process exit code.
 pub fn run(config: Option<&Path>, data_dir: &Path) -> i32 {
@@ -39,7 +92,6 @@ pub fn run(config: Option<&Path>, data_dir: &Path) -> i32 {
             0
         }
         Err(e) => {
-            log::error!("{e}");
             eprintln!("herald: {e}");
             let _ = booted.app.db.flush();
             1
@@ -97,22 +149,64 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
     let result = smol::block_on(ex.run(async {
         let listener = smol::net::TcpListener::bind(settings.console.listen.as_str())
             .await
-            .map_err(|e| format!("cannot listen on console.listen {}: {e}", settings.console.listen))?;
+            .map_err(|e| {
+                format!(
+                    "cannot listen on console.listen {}: {e}",
+                    settings.console.listen
+                )
+            })?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let front = ex.spawn(net::https::run(listener, tls, app.path(paths::CONSOLE_SOCK), ex.clone()));
-        log::info!("console listening on https://{addr}/ (manage API: user api_key, console password)");
-        log::info!("control socket at {}", app.path(paths::CONTROL_SOCK).display());
+        let front = ex.spawn(net::https::run(
+            listener,
+            tls,
+            app.path(paths::CONSOLE_SOCK),
+            ex.clone(),
+        ));
         log::info!(
-            "inbound SMTP configured for {} (smtp.enabled={}); the SMTP server is not part of this build yet",
-            settings.inbound.listen, settings.smtp.enabled
+            "console listening on https://{addr}/ (manage API: user api_key, console password)"
         );
-        log::info!("herald {} ready (data directory {})", crate::VERSION, app.data_dir().display());
+        log::info!(
+            "control socket at {}",
+            app.path(paths::CONTROL_SOCK).display()
+        );
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let inbound = if settings.smtp.enabled {
+            let (task, ctx, addr) = start_inbound(app, &settings, ex.clone(), stop_rx).await?;
+            log::info!(
+                "inbound SMTP listening on {addr} for {}",
+                settings.reply_domain()
+            );
+            Some((task, ctx))
+        } else {
+            log::info!(
+                "inbound SMTP off (smtp.enabled is false); when enabled it listens on {}",
+                settings.inbound.listen
+            );
+            None
+        };
+        log::info!(
+            "herald {} ready (data directory {})",
+            crate::VERSION,
+            app.data_dir().display()
+        );
 
         use smol::stream::StreamExt;
         let mut signals = signals;
         let sig = signals.next().await;
         log::info!("received {:?}: draining", sig.and_then(|s| s.ok()));
         front.cancel().await;
+        if let Some((task, ctx)) = inbound {
+            task.cancel().await;
+            drop(stop_tx); // every session: 421 4.3.2 between commands, or finish the message
+            let deadline = std::time::Instant::now() + DRAIN;
+            while ctx.active.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+                smol::Timer::after(std::time::Duration::from_millis(20)).await;
+            }
+            let left = ctx.active.load(Ordering::Acquire);
+            if left > 0 {
+                log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
+            }
+        }
         Ok::<(), String>(())
     }));
 

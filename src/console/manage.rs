@@ -26,6 +26,14 @@ pub fn route(app: &App, req: &Request) -> Response {
             "GET" => get_secret(app, req),
             _ => method_not_allowed(req, "GET"),
         },
+        "/manage/v1/replies" => match req.method.as_str() {
+            "GET" => get_replies(app, req),
+            _ => method_not_allowed(req, "GET"),
+        },
+        "/manage/v1/reply-address" => match req.method.as_str() {
+            "GET" => get_reply_address(app, req),
+            _ => method_not_allowed(req, "GET"),
+        },
         "/manage/v1/version" => match req.method.as_str() {
             "GET" => Response::json(
                 200,
@@ -126,6 +134,73 @@ fn get_secret(app: &App, req: &Request) -> Response {
         }
         Ok(None) => Response::error(503, "no settings yet"),
         Err(e) => store_failure(e),
+    }
+}
+
+/// The inbound log (SPEC §3): newest first, `?status=` and `?limit=` (default 100, at most 1000).
+fn get_replies(app: &App, req: &Request) -> Response {
+    let limit = match req.query_param("limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Response::error(400, "limit must be a whole number from 1 to 1000"),
+        },
+    };
+    let status = req.query_param("status").filter(|s| !s.is_empty());
+    if let Some(s) = status {
+        let known = ["pending", "processed", "discarded"].contains(&s) || s.starts_with("failed:");
+        if !known {
+            return Response::error(
+                400,
+                "status must be pending, processed, discarded or failed:<reason>",
+            );
+        }
+    }
+    match app.spool.replies(status, limit) {
+        Ok(list) => {
+            let replies: Vec<Json> = list
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id, "status": r.status, "from": r.from, "to": r.to,
+                        "message_id": r.message_id, "received_at": r.received_at, "tls": r.tls,
+                    })
+                })
+                .collect();
+            Response::json(200, &json!({ "replies": replies }))
+        }
+        Err(e) => store_failure(e),
+    }
+}
+
+/// A valid reply address, to test the inbound path by hand (`herald reply-address`).
+fn get_reply_address(app: &App, req: &Request) -> Response {
+    use crate::replies::token;
+    let kind = req.query_param("kind").unwrap_or_default();
+    let Some(kind) = token::Kind::from_name(kind) else {
+        return Response::error(
+            400,
+            "kind must be one of issue, pull_request, commit, discussion",
+        );
+    };
+    let id = |name: &str| req.query_param(name).and_then(|v| v.parse::<u64>().ok());
+    let (Some(thread), Some(user)) = (id("thread"), id("user")) else {
+        return Response::error(
+            400,
+            &format!(
+                "thread and user must be whole numbers from 1 to {}",
+                token::MAX_ID
+            ),
+        );
+    };
+    let domain = match app.settings.applied() {
+        Ok(Some(s)) => s.settings.reply_domain(),
+        Ok(None) => return Response::error(503, "no settings yet"),
+        Err(e) => return store_failure(e),
+    };
+    match token::mint(&app.reply_key, kind, thread, user, &domain) {
+        Ok(address) => Response::json(200, &json!({ "address": address })),
+        Err(e) => Response::error(400, &e.0),
     }
 }
 

@@ -30,8 +30,11 @@ fn app() -> Arc<App> {
     .unwrap();
     store.save_pending(s).unwrap();
     store.apply_pending().unwrap();
+    let spool = crate::inbound::spool::Spool::open(&db).unwrap();
     Arc::new(App {
         data_dir: std::env::temp_dir(),
+        spool,
+        reply_key: crate::replies::token::ReplyKey::from_bytes(b"test key"),
         db,
         settings: store,
         started: Instant::now(),

@@ -1,5 +1,6 @@
-//! smol adapters between sockets and the rest: TLS identity (`tls`) and the HTTPS front of the
-//! console (`https`). Thin by design: protocol decisions live elsewhere.
+//! smol adapters between sockets and the rest: TLS identity (`tls`), the HTTPS front of the
+//! console (`https`) and the port-25 listener (`smtp`). Thin by design: protocol decisions live elsewhere.
 
 pub mod https;
+pub mod smtp;
 pub mod tls;

@@ -3,6 +3,7 @@
 //! host name changes). Builds the rustls server config that the console and (later) inbound
 //! SMTP share, with the ring provider and no process-wide default.
 
+use crate::clock::civil_from_days;
 use crate::settings::Settings;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -84,20 +85,6 @@ fn days_since_epoch() -> i64 {
     (secs / 86_400) as i64
 }
 
-/// A civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m as u8, d as u8)
-}
-
 /// The certificate chain and key in force: the configured files, else the kept self-signed one.
 pub fn load_identity(
     db: &sled::Db,
@@ -146,14 +133,6 @@ pub fn server_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_818), (2026, 12, 31));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
 
     #[test]
     fn self_signed_carries_both_names_and_fits_rustls() {

@@ -1,0 +1,317 @@
+//! The durable reply queue in sled. An accepted message is stored as its raw bytes (`d` + queue
+//! id) and one record per recipient (`r` + queue id + index), in one atomic batch; the `250`
+//! goes out only after the flush that makes the batch durable has returned.
+//!
+//! Group commit: sessions hand their batches to one committer thread, which applies every batch
+//! that is waiting and then flushes once for all of them, so concurrent sessions share fsyncs
+//! instead of queueing behind each other's.
+
+use crate::clock;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+const TREE: &str = "inbound";
+const DATA: u8 = b'd';
+const REPLY: u8 = b'r';
+/// Batches a commit takes at most, so one flush never waits on an unbounded queue.
+const GROUP_MAX: usize = 512;
+
+/// A queue id: sortable by time of acceptance, shown as uppercase hex like Postfix's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueueId(pub u64);
+
+impl std::fmt::Display for QueueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}", self.0)
+    }
+}
+
+/// One recipient of one accepted message, as stored and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRecord {
+    /// `<queue id>-<n>`, n counting recipients from 1.
+    pub id: String,
+    /// `pending`, `processed`, `discarded`, `failed:<reason>`.
+    pub status: String,
+    pub from: String,
+    pub to: String,
+    /// Accepted only to be dropped (no-reply addresses).
+    pub discard: bool,
+    pub message_id: Option<String>,
+    pub received_at: String,
+    pub tls: bool,
+    pub client: String,
+    pub helo: String,
+    pub size: usize,
+}
+
+/// A message to store.
+pub struct Incoming<'a> {
+    pub mail_from: &'a str,
+    pub rcpts: &'a [(String, bool)],
+    pub data: &'a [u8],
+    pub tls: bool,
+    pub client: &'a str,
+    pub helo: &'a str,
+    pub message_id: Option<String>,
+}
+
+type Done = smol::channel::Sender<Result<(), String>>;
+
+struct Job {
+    batch: sled::Batch,
+    keys: Vec<Vec<u8>>,
+    done: Done,
+}
+
+pub struct Spool {
+    tree: sled::Tree,
+    jobs: smol::channel::Sender<Job>,
+    next_id: AtomicU64,
+    /// Tests make the next commits fail, to show what a client then gets.
+    pub fail_commits: Arc<AtomicBool>,
+}
+
+impl Spool {
+    /// Opens the queue and starts the committer thread (it ends when the spool is dropped).
+    pub fn open(db: &sled::Db) -> Result<Arc<Spool>, String> {
+        let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
+        let (tx, rx) = smol::channel::unbounded::<Job>();
+        let fail = Arc::new(AtomicBool::new(false));
+        let (t, d, f) = (tree.clone(), db.clone(), fail.clone());
+        std::thread::Builder::new()
+            .name("spool-commit".into())
+            .spawn(move || committer(t, d, rx, f))
+            .map_err(|e| e.to_string())?;
+        // Ids grow with time and never repeat: start past the newest stored one.
+        let newest = tree
+            .scan_prefix([DATA])
+            .keys()
+            .next_back()
+            .and_then(Result::ok)
+            .and_then(|k| {
+                k.get(1..9)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+            })
+            .unwrap_or(0);
+        let now = clock::unix_millis(SystemTime::now()) as u64 * 1000;
+        Ok(Arc::new(Spool {
+            tree,
+            jobs: tx,
+            next_id: AtomicU64::new(now.max(newest + 1)),
+            fail_commits: fail,
+        }))
+    }
+
+    /// Stores a message durably; returns its queue id once the flush has returned.
+    pub async fn store(&self, m: Incoming<'_>) -> Result<(QueueId, Vec<ReplyRecord>), String> {
+        let id = QueueId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let received_at = clock::rfc3339(SystemTime::now());
+        let mut batch = sled::Batch::default();
+        let mut keys = Vec::with_capacity(m.rcpts.len() + 1);
+        let data_key = key(DATA, id, None);
+        batch.insert(data_key.clone(), m.data);
+        keys.push(data_key);
+        let mut records = Vec::with_capacity(m.rcpts.len());
+        for (n, (to, discard)) in m.rcpts.iter().enumerate() {
+            let n = u16::try_from(n + 1).map_err(|_| "too many recipients".to_string())?;
+            let rec = ReplyRecord {
+                id: format!("{id}-{n}"),
+                status: "pending".into(),
+                from: m.mail_from.to_string(),
+                to: to.clone(),
+                discard: *discard,
+                message_id: m.message_id.clone(),
+                received_at: received_at.clone(),
+                tls: m.tls,
+                client: m.client.to_string(),
+                helo: m.helo.to_string(),
+                size: m.data.len(),
+            };
+            let k = key(REPLY, id, Some(n));
+            batch.insert(k.clone(), serde_json::to_vec(&rec).expect("serializes"));
+            keys.push(k);
+            records.push(rec);
+        }
+        let (done, wait) = smol::channel::bounded(1);
+        self.jobs
+            .send(Job { batch, keys, done })
+            .await
+            .map_err(|_| "the spool is closed".to_string())?;
+        wait.recv()
+            .await
+            .map_err(|_| "the spool committer stopped".to_string())??;
+        Ok((id, records))
+    }
+
+    /// Reply records, newest first, optionally of one status, at most `limit`.
+    pub fn replies(&self, status: Option<&str>, limit: usize) -> Result<Vec<ReplyRecord>, String> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([REPLY]).values().rev() {
+            let v = item.map_err(|e| e.to_string())?;
+            let rec: ReplyRecord =
+                serde_json::from_slice(&v).map_err(|e| format!("unreadable reply record: {e}"))?;
+            if status.is_none_or(|s| rec.status == s) {
+                out.push(rec);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The raw message of a queue id.
+    pub fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, String> {
+        self.tree
+            .get(key(DATA, id, None))
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn key(kind: u8, id: QueueId, n: Option<u16>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(11);
+    k.push(kind);
+    k.extend_from_slice(&id.0.to_be_bytes());
+    if let Some(n) = n {
+        k.extend_from_slice(&n.to_be_bytes());
+    }
+    k
+}
+
+/// Applies every waiting batch, flushes once, answers all. A batch whose commit failed is removed
+/// again (best effort), so nothing half-written is kept for a message that got `451`.
+fn committer(
+    tree: sled::Tree,
+    db: sled::Db,
+    jobs: smol::channel::Receiver<Job>,
+    fail: Arc<AtomicBool>,
+) {
+    while let Ok(first) = jobs.recv_blocking() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut applied = Vec::with_capacity(group.len());
+        let mut results = Vec::with_capacity(group.len());
+        for job in group {
+            let r = if fail.load(Ordering::Relaxed) {
+                Err("injected commit failure".to_string())
+            } else {
+                tree.apply_batch(job.batch).map_err(|e| e.to_string())
+            };
+            results.push(r.is_ok());
+            applied.push((job.keys, job.done, r));
+        }
+        let flushed = if results.iter().any(|ok| *ok) {
+            db.flush().map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        for (keys, done, r) in applied {
+            let r = r.and(flushed.clone());
+            if let Err(e) = &r {
+                log::error!("spool: commit failed: {e}");
+                for k in keys {
+                    let _ = tree.remove(k);
+                }
+            }
+            let _ = done.try_send(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming<'a>(rcpts: &'a [(String, bool)], data: &'a [u8]) -> Incoming<'a> {
+        Incoming {
+            mail_from: "a@b.example",
+            rcpts,
+            data,
+            tls: true,
+            client: "unknown[127.0.0.1]",
+            helo: "c.example",
+            message_id: Some("<m@x>".into()),
+        }
+    }
+
+    #[test]
+    fn stores_lists_and_keeps_order() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = Spool::open(&db).unwrap();
+        let rcpts = vec![
+            ("r1@reply.x".to_string(), false),
+            ("n@noreply.x".to_string(), true),
+        ];
+        let (id1, recs) = smol::block_on(spool.store(incoming(&rcpts, b"one"))).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].id, format!("{id1}-1"));
+        let (id2, _) = smol::block_on(spool.store(incoming(&rcpts[..1], b"two"))).unwrap();
+        assert!(id2 > id1);
+        assert_eq!(spool.data(id1).unwrap().unwrap(), b"one");
+        let all = spool.replies(None, 10).unwrap();
+        let ids: Vec<_> = all.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![format!("{id2}-1"), format!("{id1}-2"), format!("{id1}-1")],
+            "newest first"
+        );
+        assert!(all.iter().all(|r| r.status == "pending"));
+        assert_eq!(spool.replies(None, 1).unwrap().len(), 1);
+        assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 0);
+        // A reopened spool never reuses an id.
+        drop(spool);
+        let again = Spool::open(&db).unwrap();
+        assert!(again.next_id.load(Ordering::Relaxed) > id2.0);
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_nothing() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = Spool::open(&db).unwrap();
+        spool.fail_commits.store(true, Ordering::Relaxed);
+        let rcpts = vec![("r1@reply.x".to_string(), false)];
+        assert!(smol::block_on(spool.store(incoming(&rcpts, b"x"))).is_err());
+        assert!(spool.replies(None, 10).unwrap().is_empty());
+        assert_eq!(spool.tree.len(), 0);
+    }
+
+    #[test]
+    fn concurrent_stores_share_commits() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = Spool::open(&db).unwrap();
+        let rcpts = vec![("r1@reply.x".to_string(), false)];
+        let ex = smol::Executor::new();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (spool, rcpts) = (spool.clone(), rcpts.clone());
+                ex.spawn(async move {
+                    spool
+                        .store(incoming(&rcpts, b"body"))
+                        .await
+                        .map(|(id, _)| id)
+                })
+            })
+            .collect();
+        let ids: Vec<QueueId> = smol::block_on(ex.run(async {
+            let mut v = Vec::new();
+            for t in tasks {
+                v.push(t.await.unwrap());
+            }
+            v
+        }));
+        let mut uniq = ids.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 200);
+        assert_eq!(spool.replies(None, 1000).unwrap().len(), 200);
+    }
+}

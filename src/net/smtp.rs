@@ -1,0 +1,358 @@
+//! The port-25 listener: accepts connections (capped by a semaphore), runs one
+//! [`smtp::server::Server`] per connection, does the reads, writes, timeouts and the TLS handshake
+//! the machine asks for, stores messages through the spool, and writes mail.log.
+
+use crate::inbound::spool::{Incoming, Spool};
+use crate::maillog::MailLog;
+use crate::smtp::proto::Reply;
+use crate::smtp::server::{Config, Counts, Event, Policy, Server};
+use futures_rustls::TlsAcceptor;
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A read buffer per session.
+const READ_BUFFER: usize = 16 * 1024;
+/// A client that does not take our reply within this long is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A TLS handshake that takes longer is abandoned.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a session needs, shared by all sessions.
+pub struct Inbound {
+    pub config: Config,
+    pub policy: Arc<dyn Policy>,
+    pub tls: Option<TlsAcceptor>,
+    pub spool: Arc<Spool>,
+    pub maillog: Arc<MailLog>,
+    pub slots: Arc<smol::lock::Semaphore>,
+    /// Sessions alive now (for draining).
+    pub active: Arc<AtomicUsize>,
+}
+
+/// Accepts until the task is dropped. `stop` closes when the service is shutting down.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Inbound>,
+    ex: Arc<smol::Executor<'static>>,
+    stop: smol::channel::Receiver<()>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("smtp: accept failed: {e}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (ctx2, stop) = (ctx.clone(), stop.clone());
+        ctx.active.fetch_add(1, Ordering::AcqRel);
+        ex.spawn(async move {
+            let active = ctx2.active.clone();
+            session(tcp, peer, ctx2, stop).await;
+            active.fetch_sub(1, Ordering::AcqRel);
+        })
+        .detach();
+    }
+}
+
+/// A plain or TLS connection (`Gone` only while the plain stream is in the TLS handshake).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    Gone,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(buf).await,
+            Conn::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+async fn timeout<T>(d: Duration) -> std::io::Result<T> {
+    smol::Timer::after(d).await;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "timed out",
+    ))
+}
+
+/// Postfix names a client without reverse DNS `unknown[ip]`.
+fn client_name(peer: &SocketAddr) -> String {
+    format!("unknown[{}]", peer.ip())
+}
+
+async fn session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Inbound>,
+    stop: smol::channel::Receiver<()>,
+) {
+    let client = client_name(&peer);
+    let log = &ctx.maillog;
+    log.line("smtpd", format!("connect from {client}"));
+    let now = Instant::now();
+    let mut server = Server::new(ctx.config.clone(), ctx.policy.clone(), now);
+    let permit = match ctx.slots.try_acquire_arc() {
+        Some(p) => Some(p),
+        None => {
+            server.refuse(Reply::new(
+                421,
+                "4.7.0",
+                format!("{} Error: too many connections", ctx.config.hostname),
+            ));
+            log.line(
+                "smtpd",
+                format!("warning: too many connections: refused {client}"),
+            );
+            None
+        }
+    };
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut conn = Conn::Plain(tcp);
+    if permit.is_some() {
+        // A client whose bytes are already here did not wait for the greeting.
+        if let Conn::Plain(tcp) = &mut conn
+            && let Some(Ok(n @ 1..)) = smol::future::poll_once(tcp.read(&mut buf)).await
+        {
+            server.receive(&buf[..n], Instant::now());
+        }
+        server.greet(Instant::now());
+    }
+    let mut stopping = false;
+    let outcome = drive(
+        &mut server,
+        &mut conn,
+        &mut buf,
+        &ctx,
+        &client,
+        &stop,
+        &mut stopping,
+    )
+    .await;
+    if let Err(e) = outcome {
+        log.line(
+            "smtpd",
+            format!(
+                "lost connection after {} from {client}: {e}",
+                last_command(&server.counts)
+            ),
+        );
+    }
+    log.line(
+        "smtpd",
+        format!("disconnect from {client}{}", counts_text(&server.counts)),
+    );
+}
+
+/// The session loop: write what the machine says, act on its events, read when it wants input.
+async fn drive(
+    server: &mut Server,
+    conn: &mut Conn,
+    buf: &mut [u8],
+    ctx: &Inbound,
+    client: &str,
+    stop: &smol::channel::Receiver<()>,
+    stopping: &mut bool,
+) -> std::io::Result<()> {
+    loop {
+        let out = server.take_output();
+        if !out.is_empty() {
+            conn.write_all(&out).or(timeout(WRITE_TIMEOUT)).await?;
+        }
+        if let Some(event) = server.poll_event() {
+            match event {
+                Event::Close => return Ok(()),
+                Event::Rejected(r) => ctx.maillog.line(
+                    "smtpd",
+                    format!(
+                        "NOQUEUE: reject: RCPT from {client}: {}; from=<{}> to=<{}> proto=ESMTP helo=<{}>",
+                        r.reply.summary(),
+                        r.from,
+                        r.to,
+                        r.helo
+                    ),
+                ),
+                Event::StartTls => {
+                    let Some(acceptor) = &ctx.tls else {
+                        return Err(std::io::Error::other("STARTTLS without a certificate"));
+                    };
+                    let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {
+                        return Err(std::io::Error::other("TLS already active"));
+                    };
+                    let tls = acceptor.accept(tcp).or(timeout(HANDSHAKE_TIMEOUT)).await.map_err(|e| {
+                        ctx.maillog.line("smtpd", format!("SSL_accept error from {client}: {e}"));
+                        e
+                    })?;
+                    *conn = Conn::Tls(Box::new(tls));
+                    server.tls_started(Instant::now());
+                }
+                Event::Deliver(env) => {
+                    let message_id = crate::inbound::message_id(&env.data);
+                    let stored = ctx
+                        .spool
+                        .store(Incoming {
+                            mail_from: &env.mail_from,
+                            rcpts: &env.rcpts,
+                            data: &env.data,
+                            tls: env.tls,
+                            client,
+                            helo: &env.helo,
+                            message_id: message_id.clone(),
+                        })
+                        .await;
+                    match stored {
+                        Ok((id, _)) => {
+                            log_accepted(&ctx.maillog, client, &id.to_string(), &env, message_id.as_deref());
+                            server.stored(Ok(id.to_string()), Instant::now());
+                        }
+                        Err(e) => {
+                            log::error!("smtp: cannot store a message from {client}: {e}");
+                            ctx.maillog.line("smtpd", format!("warning: queue file write error for message from {client}: {e}"));
+                            server.stored(Err(e), Instant::now());
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        if server.is_closed() {
+            return Ok(());
+        }
+        if !server.wants_input() {
+            return Err(std::io::Error::other("session stalled"));
+        }
+        let deadline = server
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
+        let read = async { Some(conn.read(buf).await) };
+        let timer = async {
+            smol::Timer::at(deadline).await;
+            None
+        };
+        let got = if *stopping {
+            read.or(timer).await
+        } else {
+            let stopped = async {
+                let _ = stop.recv().await;
+                Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "stop",
+                )))
+            };
+            read.or(timer).or(stopped).await
+        };
+        match got {
+            None => server.on_timeout(Instant::now()),
+            Some(Ok(0)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "client closed",
+                ));
+            }
+            Some(Ok(n)) => server.receive(&buf[..n], Instant::now()),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted && !*stopping => {
+                *stopping = true;
+                server.shutdown();
+            }
+            Some(Err(e)) => return Err(e),
+        }
+    }
+}
+
+fn log_accepted(
+    log: &MailLog,
+    client: &str,
+    id: &str,
+    env: &crate::smtp::server::Envelope,
+    message_id: Option<&str>,
+) {
+    let mut lines = vec![
+        ("smtpd", format!("{id}: client={client}")),
+        (
+            "cleanup",
+            format!("{id}: message-id={}", message_id.unwrap_or("")),
+        ),
+        (
+            "qmgr",
+            format!(
+                "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+                env.mail_from,
+                env.data.len(),
+                env.rcpts.len()
+            ),
+        ),
+    ];
+    for (to, discard) in &env.rcpts {
+        let what = if *discard {
+            "discarded: no-reply address"
+        } else {
+            "queued for reply processing"
+        };
+        lines.push((
+            "spool",
+            format!("{id}: to=<{to}>, relay=spool, delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent ({what})"),
+        ));
+    }
+    lines.push(("qmgr", format!("{id}: removed")));
+    log.write(&lines);
+}
+
+fn last_command(c: &Counts) -> &'static str {
+    if c.data > 0 {
+        "DATA"
+    } else if c.rcpt > 0 {
+        "RCPT"
+    } else if c.mail > 0 {
+        "MAIL"
+    } else if c.ehlo + c.helo > 0 {
+        "EHLO"
+    } else {
+        "CONNECT"
+    }
+}
+
+/// ` ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5`, as Postfix ends a disconnect line.
+fn counts_text(c: &Counts) -> String {
+    let mut s = String::new();
+    let mut total = 0;
+    for (name, n) in [
+        ("ehlo", c.ehlo),
+        ("helo", c.helo),
+        ("starttls", c.starttls),
+        ("mail", c.mail),
+        ("rcpt", c.rcpt),
+        ("data", c.data),
+        ("rset", c.rset),
+        ("quit", c.quit),
+        ("unknown", c.other),
+    ] {
+        if n > 0 {
+            s.push_str(&format!(" {name}={n}"));
+            total += n;
+        }
+    }
+    s.push_str(&format!(" commands={total}"));
+    s
+}
