@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// sled's page cache. Its default (1 GiB) would let the cache grow with every message kept;
+/// herald reads little back, so a small cache keeps the footprint flat.
+const SLED_CACHE: u64 = 8 << 20;
+
 /// Why the service did not start; each carries the whole message for the administrator.
 #[derive(Debug)]
 pub enum BootError {
@@ -83,12 +87,20 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
                 &e,
             )
         })?;
+    // Owner-only even when the directory was made by someone else: sled's files hold secrets.
+    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+        other(
+            &format!("cannot make {} owner-only", data_dir.display()),
+            &e,
+        )
+    })?;
     let lock = take_lock(data_dir)?;
     let data_dir = data_dir
         .canonicalize()
         .map_err(|e| other("data directory", &e))?;
     let db = sled::Config::new()
         .path(data_dir.join(paths::DB))
+        .cache_capacity(SLED_CACHE)
         .open()
         .map_err(|e| other("cannot open the database", &e))?;
     let store = SettingsStore::open(&db).map_err(|e| other("settings", &e))?;
@@ -101,7 +113,8 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     log::info!("settings version {} in force", applied.version);
     let reply_key = crate::replies::token::ReplyKey::load_or_create(&db)
         .map_err(|e| other("reply-address key", &e))?;
-    let spool = crate::inbound::spool::Spool::open(&db).map_err(|e| other("reply queue", &e))?;
+    let spool = crate::inbound::spool::Spool::open(&db, Some(&data_dir.join(paths::DB)))
+        .map_err(|e| other("reply queue", &e))?;
 
     Ok(Booted {
         app: Arc::new(App {

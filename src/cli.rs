@@ -13,9 +13,10 @@ const USAGE: &str = "\
 usage:
   herald run [--config FILE] [--data DIR]    boot the service (foreground; SIGTERM drains and exits 0)
   herald config get [KEY] [--data DIR]       print settings (secrets masked; pending values marked)
-  herald config get KEY --reveal             print one secret (api.token, replies.webhook_secret,
-                                             smtp.password) in the clear, for the application's set-up
-  herald config set KEY VALUE [--data DIR]   save a pending value (validated)
+  herald config get KEY --reveal             print api.token or replies.webhook_secret in the clear,
+                                             for the application's set-up
+  herald config set KEY VALUE [KEY VALUE ...] [--data DIR]
+                                             save pending values (validated together)
   herald reply-address KIND THREAD_ID USER_ID
                                              print a valid reply address (KIND: issue, pull_request,
                                              commit, discussion), to test the inbound path by hand
@@ -23,7 +24,7 @@ usage:
   herald help                                this text
 
 Every command but `run` talks to the running service over DIR/control.sock
-(DIR defaults to ./herald-data).";
+(DIR defaults to ./herald-data). Put -- before values that start with dashes.";
 
 /// The default data directory for commands given no `--data`.
 pub const DEFAULT_DATA: &str = "herald-data";
@@ -61,7 +62,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         ["config", "get"] => finish(config_get(&data, None)),
         ["config", "get", key] if flags.reveal => finish(reveal(&data, key)),
         ["config", "get", key] => finish(config_get(&data, Some(key))),
-        ["config", "set", key, value] => finish(config_set(&data, key, value)),
+        ["config", "set", pairs @ ..] if !pairs.is_empty() && pairs.len() % 2 == 0 => {
+            finish(config_set(&data, pairs))
+        }
         ["version"] => finish(version(&data)),
         ["reply-address", kind, thread, user] => finish(reply_address(&data, kind, thread, user)),
         ["help"] | ["--help"] | ["-h"] => {
@@ -92,6 +95,11 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
     let mut words = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        if a == "--" {
+            // Everything after `--` is a word, so a value may start with dashes.
+            words.extend(it.cloned());
+            break;
+        }
         let (name, inline) = match a.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a.as_str(), None),
@@ -104,7 +112,9 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
             "--config" => &mut flags.config,
             "--data" => &mut flags.data,
             _ if a.starts_with("--") && a.len() > 2 && !["--help"].contains(&a.as_str()) => {
-                return Err(format!("unknown option `{a}`"));
+                return Err(format!(
+                    "unknown option `{name}` (put -- before a value that starts with dashes)"
+                ));
             }
             _ => {
                 words.push(a.clone());
@@ -247,8 +257,17 @@ fn reveal(data: &std::path::Path, key: &str) -> Result<(), Outcome> {
     Ok(())
 }
 
-fn config_set(data: &std::path::Path, key: &str, value: &str) -> Result<(), Outcome> {
-    let body = serde_json::json!({ key: value });
+fn config_set(data: &std::path::Path, pairs: &[&str]) -> Result<(), Outcome> {
+    let mut body = serde_json::Map::new();
+    for kv in pairs.chunks(2) {
+        if body
+            .insert(kv[0].to_string(), Json::String(kv[1].to_string()))
+            .is_some()
+        {
+            return Err(Outcome::Failed(format!("{} is given twice", kv[0])));
+        }
+    }
+    let body = Json::Object(body);
     let reply = control::request(
         data,
         "PUT",
@@ -257,9 +276,14 @@ fn config_set(data: &std::path::Path, key: &str, value: &str) -> Result<(), Outc
     )?;
     match reply.status {
         204 => {
-            let secret = crate::settings::key_def(key).is_some_and(|d| d.secret);
-            let shown = if secret { crate::settings::MASK } else { value };
-            println!("{key}={shown}  # saved as pending; takes effect at the next restart");
+            for kv in pairs.chunks(2) {
+                let secret = crate::settings::key_def(kv[0]).is_some_and(|d| d.secret);
+                let shown = if secret { crate::settings::MASK } else { kv[1] };
+                println!(
+                    "{}={shown}  # saved as pending; takes effect at the next restart",
+                    kv[0]
+                );
+            }
             Ok(())
         }
         _ => Err(Outcome::Failed(error_text(&reply))),

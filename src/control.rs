@@ -12,6 +12,8 @@ use crate::app::paths;
 pub enum ControlError {
     /// Nothing answers on the socket: the service is not running (or not on this data dir).
     NotRunning(PathBuf, std::io::Error),
+    /// The socket is there but this user may not use it.
+    Denied(PathBuf),
     /// The conversation broke or the answer is not HTTP.
     Io(String),
 }
@@ -22,6 +24,11 @@ impl std::fmt::Display for ControlError {
             ControlError::NotRunning(p, e) => write!(
                 f,
                 "herald is not running on this data directory: cannot reach {} ({e}); start it with `herald run`, or pass --data DIR",
+                p.display()
+            ),
+            ControlError::Denied(p) => write!(
+                f,
+                "permission denied on {}: run this as the user herald runs as (or root)",
                 p.display()
             ),
             ControlError::Io(m) => write!(f, "control socket: {m}"),
@@ -54,8 +61,10 @@ pub fn request(
     body: Option<&[u8]>,
 ) -> Result<Reply, ControlError> {
     let sock = data_dir.join(paths::CONTROL_SOCK);
-    let mut stream =
-        UnixStream::connect(&sock).map_err(|e| ControlError::NotRunning(sock.clone(), e))?;
+    let mut stream = UnixStream::connect(&sock).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
+        _ => ControlError::NotRunning(sock.clone(), e),
+    })?;
     let io = |e: std::io::Error| ControlError::Io(e.to_string());
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     let body = body.unwrap_or_default();

@@ -10,9 +10,14 @@
 //! - [`service`]: the running process: listeners, signals, drain, exit.
 //! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
 //! - [`console`]: the HTTP router (manage API, application API) and its tiny-http adapters.
-//! - [`net`]: smol adapters: TLS identity and the HTTPS front of the console.
+//! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server state machine.
+//! - [`net`]: smol adapters: TLS identity, the HTTPS front of the console, the port-25 listener.
+//! - [`inbound`]: the recipient policy and the durable reply queue (sled, group commit).
+//! - [`replies`]: reply addresses (mint and verify).
+//! - [`maillog`]: Postfix-style `mail.log`.
 //! - [`control`]: the CLI's client for `<data>/control.sock`.
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
+//! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
 

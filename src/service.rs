@@ -13,8 +13,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Worker threads per tiny-http server.
+/// Worker threads of the control socket's tiny-http server.
 const HTTP_WORKERS: usize = 2;
+/// Worker threads of the console's; each request in flight holds one (bounded by the HTTPS
+/// front's idle timeout).
+const CONSOLE_WORKERS: usize = 4;
+/// How long HTTP requests in progress get to finish after SIGTERM.
+const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -124,6 +129,8 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("cannot catch signals: {e}"))?;
 
+    let tls = net::tls::server_config(&app.db, &settings, &[b"http/1.1"])
+        .map_err(|e| format!("appliance certificate: {e}"))?;
     let control = unix_server(app, paths::CONTROL_SOCK)?;
     let console = unix_server(app, paths::CONSOLE_SOCK)?;
     let mut workers = serve::spawn(
@@ -139,12 +146,10 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         console.clone(),
         app.clone(),
         Origin::Console,
-        HTTP_WORKERS,
+        CONSOLE_WORKERS,
         shutdown.clone(),
     ));
 
-    let tls = net::tls::server_config(&app.db, &settings, &[b"http/1.1"])
-        .map_err(|e| format!("appliance certificate: {e}"))?;
     let ex = Arc::new(smol::Executor::new());
     let result = smol::block_on(ex.run(async {
         let listener = smol::net::TcpListener::bind(settings.console.listen.as_str())
@@ -210,11 +215,27 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         Ok::<(), String>(())
     }));
 
+    // Dropping the executor drops every console and SMTP connection still open, so tiny-http's
+    // workers see their peers go; then the workers get a bounded time to finish.
+    drop(ex);
     shutdown.store(true, Ordering::Release);
+    let deadline = std::time::Instant::now() + WORKER_DRAIN;
     for w in workers {
-        let _ = w.join();
+        while !w.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if w.is_finished() {
+            let _ = w.join();
+        } else {
+            log::warn!(
+                "an HTTP request on the control socket is still open after {WORKER_DRAIN:?}: leaving it"
+            );
+        }
     }
     drop(control);
     drop(console);
+    for name in [paths::CONTROL_SOCK, paths::CONSOLE_SOCK] {
+        let _ = std::fs::remove_file(app.path(name));
+    }
     result
 }

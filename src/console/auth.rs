@@ -16,6 +16,8 @@ pub const BASIC_USER: &str = "api_key";
 
 pub struct AuthCache {
     key: hmac::Key,
+    /// One slow check at a time: guessing passwords in parallel cannot take every CPU.
+    verifying: Mutex<()>,
     /// (password hash it was checked against, HMAC of the password that passed).
     ok: Mutex<Option<(String, hmac::Tag)>>,
 }
@@ -24,6 +26,7 @@ impl Default for AuthCache {
     fn default() -> Self {
         AuthCache {
             key: hmac::Key::new(hmac::HMAC_SHA256, &crypto::random_bytes(32)),
+            verifying: Mutex::new(()),
             ok: Mutex::new(None),
         }
     }
@@ -45,6 +48,7 @@ impl AuthCache {
                 return true;
             }
         }
+        let _one_at_a_time = self.verifying.lock().unwrap_or_else(|e| e.into_inner());
         if crypto::verify_password(password, stored_hash) {
             *self.ok.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((stored_hash.to_string(), tag));

@@ -126,6 +126,12 @@ fn get_secret(app: &App, req: &Request) -> Response {
             "console.password is stored only as a salted hash and cannot be shown; set a new one with `herald config set console.password ...`",
         );
     }
+    if key == "smtp.password" {
+        return Response::error(
+            400,
+            "smtp.password is write-only and is never shown; set a new one with `herald config set smtp.password ...`",
+        );
+    }
     match app.settings.latest() {
         Ok(Some(doc)) => {
             log::info!("control socket: revealed {key}");
@@ -323,7 +329,9 @@ pub fn parse_put(body: &[u8], current: &Settings) -> Result<Changes, (Changes, E
                 chosen = Some(value);
             }
         }
-        if let Some(value) = chosen {
+        // A value equal to the current one is no change (a GET sent back as it was, or the
+        // derived default of smtp.noreply_address, must not pin anything).
+        if let Some(value) = chosen.filter(|v| current.get(def.key).as_ref() != Some(v)) {
             changes.push((def.key.to_string(), value));
         }
     }
@@ -381,6 +389,9 @@ fn put_settings(app: &App, req: &Request) -> Response {
             return Response::json(400, &e.to_json());
         }
     };
+    if changes.is_empty() {
+        return Response::empty(204);
+    }
     match app.settings.update(&changes) {
         Ok(doc) => {
             let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();

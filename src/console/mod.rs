@@ -88,19 +88,28 @@ impl Response {
     }
 }
 
+/// Checks the credentials a path needs, from the headers alone, so an unauthenticated request
+/// is answered before its body is read.
+pub fn authorize(app: &App, req: &Request) -> Result<(), Response> {
+    if req.path.starts_with("/manage/") {
+        auth::manage(app, req)
+    } else if req.path.starts_with("/api/") {
+        auth::api(app, req)
+    } else {
+        Ok(())
+    }
+}
+
 /// Routes one request.
 pub fn handle(app: &App, req: &Request) -> Response {
+    if let Err(denied) = authorize(app, req) {
+        return denied;
+    }
     let path = req.path.as_str();
     if path.starts_with("/manage/") {
-        if let Err(denied) = auth::manage(app, req) {
-            return denied;
-        }
         return manage::route(app, req);
     }
     if path.starts_with("/api/") {
-        if let Err(denied) = auth::api(app, req) {
-            return denied;
-        }
         return Response::error(404, &format!("no such endpoint: {} {}", req.method, path));
     }
     if path == "/static/herald.css" {

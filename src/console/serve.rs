@@ -2,7 +2,7 @@
 //! [`super::Request`]s, call the router, and write the [`super::Response`] back. Shutdown is a
 //! flag the workers see within one poll interval; a request in hand is finished first.
 
-use super::{Origin, Request, Response, handle};
+use super::{Origin, Request, Response, authorize, handle};
 use crate::app::App;
 use std::io::Read;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
         body: Vec::new(),
         origin,
     };
-    let resp = match read_body(&mut rq) {
+    let resp = match authorize(app, &req).and_then(|()| read_body(&mut rq)) {
         Ok(body) => {
             req.body = body;
             handle(app, &req)

@@ -30,7 +30,7 @@ fn app() -> Arc<App> {
     .unwrap();
     store.save_pending(s).unwrap();
     store.apply_pending().unwrap();
-    let spool = crate::inbound::spool::Spool::open(&db).unwrap();
+    let spool = crate::inbound::spool::Spool::open(&db, None).unwrap();
     Arc::new(App {
         data_dir: std::env::temp_dir(),
         spool,

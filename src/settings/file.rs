@@ -47,9 +47,14 @@ pub struct BootFile {
 /// Reads and checks a boot file against the board defaults. `base` supplies what the file does
 /// not (generated secrets, the console password hash).
 pub fn parse_file(text: &str, base: &Settings) -> Result<(BootFile, Settings), ImportError> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ImportError::Syntax(format!("not valid TOML: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // toml's Display quotes the offending line, which may hold a secret: say where, not what.
+        let at = e.span().map(|s| line_col(text, s.start));
+        ImportError::Syntax(match at {
+            Some((l, c)) => format!("not valid TOML at line {l}, column {c}: {}", e.message()),
+            None => format!("not valid TOML: {}", e.message()),
+        })
+    })?;
     let mut flat = Vec::new();
     let mut unknown = Vec::new();
     flatten("", &table, &mut flat, &mut unknown);
@@ -87,6 +92,14 @@ pub fn parse_file(text: &str, base: &Settings) -> Result<(BootFile, Settings), I
     }
     let digest = crate::crypto::sha256_hex(text.as_bytes());
     Ok((BootFile { changes, digest }, settings))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 /// Turns nested tables into dotted keys; keys not in the table of settings are collected apart.

@@ -152,6 +152,8 @@ fn hostname_rule() {
 #[test]
 fn smtp_enabled_and_address() {
     good("smtp.enabled", &["false"]);
+    good("smtp.discard_to_noreply", &["true", "false"]);
+    bad("smtp.discard_to_noreply", &["maybe"], "true or false");
     bad("smtp.enabled", &["yes", "1", "TRUE", ""], "true or false");
     good(
         "smtp.address",
@@ -244,22 +246,57 @@ fn tls_choices() {
     bad("smtp.tls_verify", &["no"], "true or false");
 }
 
-#[test]
-fn pem_paths_must_be_absolute_and_readable() {
-    let dir = std::env::temp_dir().join(format!("herald-settings-test-{}", std::process::id()));
+/// A certificate and its key as PEM files in a fresh temp folder.
+fn pem_files(tag: &str) -> (std::path::PathBuf, String, String) {
+    let dir = std::env::temp_dir().join(format!("herald-settings-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pem = dir.join("x.pem");
-    std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").unwrap();
-    let pem = pem.to_str().unwrap();
-    good("smtp.ca_file", &["", pem]);
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["mx.example.test".to_string()]).unwrap();
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, signing_key.serialize_pem()).unwrap();
+    (dir, c.to_str().unwrap().into(), k.to_str().unwrap().into())
+}
+
+#[test]
+fn pem_paths_must_hold_what_they_name() {
+    let (dir, cert, key) = pem_files("pem");
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let junk = junk.to_str().unwrap();
+    good("smtp.ca_file", &["", &cert]);
     bad("smtp.ca_file", &["relative.pem"], "absolute path");
     bad("smtp.ca_file", &["/no/such/file.pem"], "readable");
-    set_all(&[("inbound.cert_file", pem), ("inbound.key_file", pem)]).unwrap();
-    let msg = err(set("inbound.cert_file", pem), "inbound.key_file");
+    bad("smtp.ca_file", &[dir.to_str().unwrap()], "cannot read");
+    bad("smtp.ca_file", &[junk, &key], "no PEM certificate");
+    set_all(&[("inbound.cert_file", &cert), ("inbound.key_file", &key)]).unwrap();
+    let msg = err(
+        set_all(&[("inbound.cert_file", &cert), ("inbound.key_file", &cert)]),
+        "inbound.key_file",
+    );
+    assert!(msg.contains("no PEM private key"), "{msg}");
+    let msg = err(set("inbound.cert_file", &cert), "inbound.key_file");
     assert!(msg.contains("set together"), "{msg}");
-    let msg = err(set("inbound.key_file", pem), "inbound.cert_file");
+    let msg = err(set("inbound.key_file", &key), "inbound.cert_file");
     assert!(msg.contains("set together"), "{msg}");
+    bad("inbound.cert_file", &["cert.pem"], "absolute path");
+    bad("inbound.key_file", &["/no/such/key.pem"], "readable");
+    // A key that belongs to another certificate.
+    let (dir2, _, other_key) = pem_files("pem-other");
+    let msg = err(
+        set_all(&[
+            ("inbound.cert_file", &cert),
+            ("inbound.key_file", &other_key),
+        ]),
+        "inbound.key_file",
+    );
+    assert!(msg.contains("does not fit"), "{msg}");
+    assert!(
+        !msg.contains("PRIVATE KEY"),
+        "no key material in errors: {msg}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
 }
 
 #[test]
@@ -489,6 +526,14 @@ mod boot_file {
         assert_eq!(v.len(), 2, "{v:?}");
         match parse("hostname = \n") {
             Err(ImportError::Syntax(m)) => assert!(m.contains("line 1"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A syntax error on a line with a secret says where, never what.
+        match parse("hostname = \"a.example\"\n[smtp]\npassword = \"SuperSecret123\n") {
+            Err(ImportError::Syntax(m)) => {
+                assert!(m.contains("line 3"), "{m}");
+                assert!(!m.contains("SuperSecret"), "{m}");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -112,6 +112,9 @@ fn rule_error(key: &str, detail: Option<&str>) -> String {
     }
 }
 
+/// The longest `hostname` whose `reply.` and `noreply.` names are still DNS names (253 octets).
+pub const HOSTNAME_MAX: usize = 253 - "noreply.".len();
+
 /// A DNS host name: dot-separated labels of letters, digits and hyphens (RFC 1123 §2.1), at most
 /// 253 octets, and a last label that is not all digits (RFC 3696 §2), so it is not an IPv4 address.
 pub fn is_host_name(s: &str) -> bool {
@@ -147,30 +150,121 @@ pub fn is_email(s: &str) -> bool {
     local_ok && is_host_name(domain)
 }
 
-/// An absolute `http://` or `https://` URL with a host.
+/// An absolute `http://` or `https://` URL whose authority is a host name or IP address with an
+/// optional port. Credentials in the URL (`user:pass@`) are refused: they would be a secret in a
+/// setting that is shown.
 pub fn is_http_url(s: &str) -> bool {
     let rest = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        Some(r) => {
-            let host = r.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !s.contains(char::is_whitespace)
-        }
-        None => false,
+    let Some(rest) = rest else {
+        return false;
+    };
+    if s.contains(char::is_whitespace) {
+        return false;
     }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let (host_ok, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((ip, rest)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), rest),
+            None => return false,
+        }
+    } else {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, _)) => (h, &authority[h.len()..]),
+            None => (authority, ""),
+        };
+        (
+            is_host_name(host) || host.parse::<std::net::Ipv4Addr>().is_ok(),
+            port,
+        )
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
 }
 
-fn check_pem_path(key: &str, s: &str) -> Result<(), String> {
+/// What a PEM file must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    Certificates,
+    PrivateKey,
+}
+
+/// An absolute path to a readable file holding at least one certificate, or a private key.
+/// The error never quotes the file's content.
+fn check_pem_path(key: &str, s: &str, want: Pem) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     if s.is_empty() {
         return Ok(());
     }
     if !s.starts_with('/') {
         return Err(rule_error(key, Some("not an absolute path")));
     }
-    std::fs::File::open(s)
+    let bytes =
+        std::fs::read(s).map_err(|e| rule_error(key, Some(&format!("cannot read {s}: {e}"))))?;
+    let ok = match want {
+        Pem::Certificates => CertificateDer::pem_slice_iter(&bytes)
+            .flatten()
+            .next()
+            .is_some(),
+        Pem::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
+    };
+    if !ok {
+        let what = match want {
+            Pem::Certificates => "no PEM certificate",
+            Pem::PrivateKey => "no PEM private key",
+        };
+        return Err(rule_error(key, Some(&format!("{s} holds {what}"))));
+    }
+    Ok(())
+}
+
+/// The configured certificate and key must belong together (rustls checks the key against the
+/// certificate's public key).
+fn check_key_pair(cert: &str, key: &str) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let unreadable = |p: &str| format!("cannot read {p}");
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|_| unreadable(cert))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{cert} holds a malformed certificate"))?;
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|_| format!("{key} holds no PEM private key"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
         .map(|_| ())
-        .map_err(|e| rule_error(key, Some(&format!("cannot read {s}: {e}"))))
+        .map_err(|e| format!("the key in {key} does not fit the certificate in {cert}: {e}"))
+}
+
+/// A listen address must be one of this machine's (or the wildcard), else the service could
+/// not start on it: checked by binding a free port on that address.
+fn check_local_address(key: &str, addr: &SocketAddr) -> Result<(), String> {
+    if addr.ip().is_unspecified() {
+        return Ok(());
+    }
+    std::net::TcpListener::bind((addr.ip(), 0))
+        .map(|_| ())
+        .map_err(|e| {
+            rule_error(
+                key,
+                Some(&format!(
+                    "{} is not an address of this machine ({e})",
+                    addr.ip()
+                )),
+            )
+        })
 }
 
 impl Settings {
@@ -308,6 +402,15 @@ impl Settings {
                 if !is_host_name(&s) {
                     return bad(&format!("{s:?} is not a host name"));
                 }
+                let name = s.trim_end_matches('.');
+                if !name.contains('.') && !name.eq_ignore_ascii_case("localhost") {
+                    return bad(&format!("{s:?} is a single label (only localhost may be)"));
+                }
+                if name.len() > HOSTNAME_MAX {
+                    return bad(&format!(
+                        "{s:?} is longer than {HOSTNAME_MAX} octets, so reply.<hostname> would pass 253"
+                    ));
+                }
                 self.hostname = s.trim_end_matches('.').to_ascii_lowercase();
             }
             "smtp.address" => {
@@ -325,7 +428,7 @@ impl Settings {
             "smtp.username" => self.smtp.username = s,
             "smtp.password" => self.smtp.password = s,
             "smtp.ca_file" => {
-                check_pem_path(key, &s)?;
+                check_pem_path(key, &s, Pem::Certificates)?;
                 self.smtp.ca_file = s;
             }
             "smtp.noreply_address" => {
@@ -336,9 +439,10 @@ impl Settings {
             }
             "smtp.support_address" => self.smtp.support_address = s,
             "inbound.listen" | "console.listen" => {
-                if s.parse::<SocketAddr>().is_err() {
+                let Ok(addr) = s.parse::<SocketAddr>() else {
                     return bad(&format!("{s:?} is not a socket address"));
-                }
+                };
+                check_local_address(key, &addr)?;
                 if key == "inbound.listen" {
                     self.inbound.listen = s;
                 } else {
@@ -346,11 +450,11 @@ impl Settings {
                 }
             }
             "inbound.cert_file" => {
-                check_pem_path(key, &s)?;
+                check_pem_path(key, &s, Pem::Certificates)?;
                 self.inbound.cert_file = s;
             }
             "inbound.key_file" => {
-                check_pem_path(key, &s)?;
+                check_pem_path(key, &s, Pem::PrivateKey)?;
                 self.inbound.key_file = s;
             }
             "replies.webhook_url" => {
@@ -420,6 +524,12 @@ impl Settings {
                 ),
                 _ => {}
             }
+        }
+        if !self.inbound.cert_file.is_empty()
+            && !self.inbound.key_file.is_empty()
+            && let Err(why) = check_key_pair(&self.inbound.cert_file, &self.inbound.key_file)
+        {
+            e.add("inbound.key_file", why);
         }
         if self.inbound.cert_file.is_empty() != self.inbound.key_file.is_empty() {
             let missing = if self.inbound.cert_file.is_empty() {
