@@ -3,7 +3,9 @@
 CARGO ?= cargo
 DATA ?= herald-data
 
-.PHONY: run build test deps lint unit integration bench docs
+FUZZ_SECONDS ?= 300
+
+.PHONY: run build test deps lint bench fuzz docs
 
 ## run: herald on its built-in dev defaults (console https://127.0.0.1:8443/, data in ./herald-data)
 run:
@@ -25,9 +27,17 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## bench: measure and write the figures into BENCHMARKS.md
+## bench: measure (herald and a local Postfix in the same run) and write the figures into BENCHMARKS.md
 bench: build
+	$(CARGO) build --release --locked --example smtp_probe
 	bash scripts/bench.sh
+
+## fuzz: coverage-guided fuzzing of the SMTP server machine (cargo-fuzz; FUZZ_SECONDS, default 300)
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/smtp_server
+	cp -n fuzz/seeds/smtp_server/* fuzz/corpus/smtp_server/
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run smtp_server corpus/smtp_server -- -max_total_time=$(FUZZ_SECONDS)
 
 ## docs: regenerate the README's config reference from the settings model
 docs:

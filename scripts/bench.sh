@@ -44,13 +44,26 @@ MD
 )
 echo "$section"
 
-# Write it between the footprint markers.
-python3 - "$section" <<'PY'
-import sys, re
-body = sys.argv[1]
+# Writes $2 between the markers of section $1 in BENCHMARKS.md.
+write_section() {
+python3 - "$1" "$2" <<'PY'
+import sys
+name, body = sys.argv[1], sys.argv[2]
 path = "BENCHMARKS.md"
 text = open(path).read()
-start, end = "<!-- bench:footprint:start -->\n", "<!-- bench:footprint:end -->"
+start, end = f"<!-- bench:{name}:start -->\n", f"<!-- bench:{name}:end -->"
 a, b = text.index(start) + len(start), text.index(end)
 open(path, "w").write(text[:a] + body + "\n" + text[b:])
 PY
+}
+write_section footprint "$section"
+
+# --- inbound: herald and Postfix (../shared/bench/postfix-anchor.sh), same run ---
+shared=${SHARED:-../shared}
+if [ -f "$shared/bench/postfix-anchor.sh" ]; then
+  inbound=$(python3 scripts/bench_inbound.py "$BIN" target/release/examples/smtp_probe "$shared" "$work/inbound")
+  echo "$inbound"
+  write_section inbound "$inbound"
+else
+  echo "bench: $shared/bench/postfix-anchor.sh not found: inbound benchmark skipped"
+fi

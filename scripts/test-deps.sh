@@ -3,25 +3,51 @@
 # Idempotent and quiet when everything is there already.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# Tools like nft live in /usr/sbin, which an unprivileged user's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 # command → Debian package
 declare -A need=(
   [curl]=curl                       # HTTPS client against the console
-  [openssl]=openssl                 # reads the served certificate
+  [openssl]=openssl                 # reads the served certificate; s_client -starttls smtp
   [systemd-analyze]=systemd         # verifies board/herald.service
   [nft]=nftables                    # checks board/firewall/herald.nft
-  [python3]=python3                 # checks board/herald.toml with tomllib
+  [python3]=python3                 # checks board/herald.toml with tomllib; smtplib client
+  [swaks]=swaks                     # SMTP client against the inbound server
+  [smtp-source]=postfix             # Postfix's SMTP load generator (postfix itself stays off)
+  [pflogsumm]=pflogsumm             # reads mail.log as a Postfix log
+)
+# perl module → Debian package
+declare -A need_perl=(
+  [Net::SSLeay]=libnet-ssleay-perl  # swaks --tls
 )
 
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+for mod in "${!need_perl[@]}"; do
+  perl -M"$mod" -e1 >/dev/null 2>&1 || missing+=("${need_perl[$mod]}")
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # sudo drops the environment: pass DEBIAN_FRONTEND through it.
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo DEBIAN_FRONTEND=noninteractive"
+  # postfix is wanted only for smtp-source: leave it unconfigured, so it never starts.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  # apt and debconf chatter only when something goes wrong.
+  if ! out=$($SUDO apt-get update -qq 2>&1 &&
+      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
+fi
+
+# make lint needs rustfmt and clippy with the toolchain.
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null
+  done
 fi

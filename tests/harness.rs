@@ -56,6 +56,36 @@ pub fn test_config(extra: &str) -> String {
     )
 }
 
+/// A config file with inbound SMTP on (`smtp.enabled`, which needs `smtp.address`), listening on
+/// a free loopback port. `inbound` is extra `key = value` lines for the `[inbound]` table
+/// (`tls_enforced = true`, `max_connections = 2`, ...).
+pub fn inbound_config(inbound: &str) -> String {
+    // test_config's `extra` starts inside its `[inbound]` table.
+    test_config(&format!(
+        "{inbound}\n\n[smtp]\nenabled = true\naddress = \"127.0.0.1\"\n"
+    ))
+}
+
+/// A peer program: from `PATH`, else from `/usr/sbin` (smtp-source and pflogsumm live there and
+/// a non-root `PATH` may lack it).
+pub fn tool(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run scripts/test-deps.sh");
+}
+
 /// stderr of a running herald, collected line by line.
 #[derive(Default)]
 struct Log {
@@ -159,13 +189,23 @@ impl Herald {
     }
 
     /// Sends a signal and waits for the exit.
-    pub fn signal(mut self, sig: &str) -> ExitStatus {
+    pub fn signal(self, sig: &str) -> ExitStatus {
+        self.send_signal(sig);
+        self.wait_exit(sig)
+    }
+
+    /// Sends a signal without waiting (`KILL`, `TERM`, ...).
+    pub fn send_signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
             .status()
             .unwrap();
         assert!(ok.success());
+    }
+
+    /// Waits for the exit that SIG`sig` (already sent) causes.
+    pub fn wait_exit(mut self, sig: &str) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -190,6 +230,66 @@ impl Herald {
             "exit after SIGTERM:\n{}",
             log.text.lock().unwrap()
         );
+    }
+
+    /// The inbound SMTP port, from the `inbound SMTP listening on 127.0.0.1:PORT for ...` line.
+    pub fn smtp_port(&mut self) -> u16 {
+        let line = self.wait_for_log("inbound SMTP listening on ");
+        line.split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+    }
+
+    /// A valid reply address from `herald reply-address KIND THREAD USER`.
+    pub fn reply_address(&self, kind: &str, thread: u64, user: u64) -> String {
+        let o = self.cli(&[
+            "reply-address",
+            kind,
+            &thread.to_string(),
+            &user.to_string(),
+        ]);
+        assert!(o.status.success(), "reply-address: {}", stderr(&o));
+        let addr = stdout(&o).trim().to_string();
+        assert!(addr.ends_with("@reply.herald.test"), "{addr}");
+        addr
+    }
+
+    /// `GET path` on the control socket; the body as JSON.
+    pub fn control_get(&self, path: &str) -> serde_json::Value {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--fail-with-body",
+            "--max-time",
+            "20",
+            "--unix-socket",
+        ])
+        .arg(self.data.join("control.sock"))
+        .arg(format!("http://herald{path}"));
+        let out = run_with_deadline(cmd);
+        assert!(
+            out.status.success(),
+            "GET {path}: {} {}",
+            stderr(&out),
+            stdout(&out)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}: {}", stdout(&out)))
+    }
+
+    /// The inbound log (`GET /manage/v1/replies?limit=1000`): one record per recipient, newest
+    /// first.
+    pub fn replies(&self) -> Vec<serde_json::Value> {
+        let j = self.control_get("/manage/v1/replies?limit=1000");
+        j["replies"].as_array().expect("a replies array").clone()
+    }
+
+    /// `<data>/logs/mail.log` (empty if not written yet).
+    pub fn mail_log(&self) -> String {
+        std::fs::read_to_string(self.data.join("logs/mail.log")).unwrap_or_default()
     }
 
     /// `https://herald.test:<port>` for curl with `--resolve`.
@@ -234,6 +334,38 @@ pub fn run_with_deadline(mut cmd: Command) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(WAIT * 2) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{cmd:?} did not finish in time");
+        }
+    }
+}
+
+/// Runs a command with `input` on its stdin and a deadline; panics if it hangs.
+pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer thread, so a child that does not read cannot block us.
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());

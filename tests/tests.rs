@@ -7,4 +7,5 @@ mod board;
 mod boot;
 mod cli;
 mod console;
+mod inbound;
 mod lifecycle;

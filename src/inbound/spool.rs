@@ -8,6 +8,9 @@
 
 use crate::clock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -72,18 +75,37 @@ pub struct Spool {
     next_id: AtomicU64,
     /// Tests make the next commits fail, to show what a client then gets.
     pub fail_commits: Arc<AtomicBool>,
+    committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Spool {
+    /// Lets the committer finish what it has and stop, so sled is closed when this returns.
+    fn drop(&mut self) {
+        self.jobs.close();
+        let handle = self
+            .committer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Spool {
     /// Opens the queue and starts the committer thread (it ends when the spool is dropped).
-    pub fn open(db: &sled::Db) -> Result<Arc<Spool>, String> {
+    /// `db_dir` is sled's folder, whose files the committer syncs itself (see [`DiskSync`]);
+    /// `None` for a temporary database in tests.
+    pub fn open(db: &sled::Db, db_dir: Option<&Path>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
         let (tx, rx) = smol::channel::unbounded::<Job>();
         let fail = Arc::new(AtomicBool::new(false));
+        let disk = db_dir.map(DiskSync::open).transpose()?;
         let (t, d, f) = (tree.clone(), db.clone(), fail.clone());
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("spool-commit".into())
-            .spawn(move || committer(t, d, rx, f))
+            .spawn(move || committer(t, d, rx, f, disk))
             .map_err(|e| e.to_string())?;
         // Ids grow with time and never repeat: start past the newest stored one.
         let newest = tree
@@ -102,6 +124,7 @@ impl Spool {
             jobs: tx,
             next_id: AtomicU64::new(now.max(newest + 1)),
             fail_commits: fail,
+            committer: std::sync::Mutex::new(Some(handle)),
         }))
     }
 
@@ -182,6 +205,51 @@ fn key(kind: u8, id: QueueId, n: Option<u16>) -> Vec<u8> {
     k
 }
 
+/// What sled's `flush` leaves undone. sled 0.34 makes its log stable with
+/// `sync_file_range`, which writes the data but neither the file's metadata (its growing size) nor
+/// the drive's cache, and it writes values too large for its log (over about 128 KiB) as blob
+/// files that it never syncs. So after each flush the committer `fdatasync`s the log file and
+/// `fsync`s every blob file (and the blob folder) it has not synced before: only then is a message
+/// on disk.
+pub struct DiskSync {
+    log: File,
+    blobs: PathBuf,
+    synced: HashSet<std::ffi::OsString>,
+}
+
+impl DiskSync {
+    fn open(dir: &Path) -> Result<DiskSync, String> {
+        let log = File::open(dir.join("db")).map_err(|e| format!("sled log: {e}"))?;
+        Ok(DiskSync {
+            log,
+            blobs: dir.join("blobs"),
+            synced: HashSet::new(),
+        })
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.log.sync_data()?;
+        let mut new_blob = false;
+        if let Ok(entries) = std::fs::read_dir(&self.blobs) {
+            let mut seen = HashSet::new();
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if !self.synced.contains(&name) {
+                    File::open(e.path())?.sync_all()?;
+                    new_blob = true;
+                }
+                seen.insert(name);
+            }
+            // Forget blobs sled has since removed.
+            self.synced = seen;
+        }
+        if new_blob {
+            File::open(&self.blobs)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
 /// Applies every waiting batch, flushes once, answers all. A batch whose commit failed is removed
 /// again (best effort), so nothing half-written is kept for a message that got `451`.
 fn committer(
@@ -189,6 +257,7 @@ fn committer(
     db: sled::Db,
     jobs: smol::channel::Receiver<Job>,
     fail: Arc<AtomicBool>,
+    mut disk: Option<DiskSync>,
 ) {
     while let Ok(first) = jobs.recv_blocking() {
         let mut group = vec![first];
@@ -210,7 +279,13 @@ fn committer(
             applied.push((job.keys, job.done, r));
         }
         let flushed = if results.iter().any(|ok| *ok) {
-            db.flush().map(|_| ()).map_err(|e| e.to_string())
+            db.flush()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+                .and_then(|()| match disk.as_mut() {
+                    Some(d) => d.sync().map_err(|e| format!("fsync: {e}")),
+                    None => Ok(()),
+                })
         } else {
             Ok(())
         };
@@ -246,7 +321,7 @@ mod tests {
     #[test]
     fn stores_lists_and_keeps_order() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db).unwrap();
+        let spool = Spool::open(&db, None).unwrap();
         let rcpts = vec![
             ("r1@reply.x".to_string(), false),
             ("n@noreply.x".to_string(), true),
@@ -269,14 +344,14 @@ mod tests {
         assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 0);
         // A reopened spool never reuses an id.
         drop(spool);
-        let again = Spool::open(&db).unwrap();
+        let again = Spool::open(&db, None).unwrap();
         assert!(again.next_id.load(Ordering::Relaxed) > id2.0);
     }
 
     #[test]
     fn a_failed_commit_keeps_nothing() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db).unwrap();
+        let spool = Spool::open(&db, None).unwrap();
         spool.fail_commits.store(true, Ordering::Relaxed);
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         assert!(smol::block_on(spool.store(incoming(&rcpts, b"x"))).is_err());
@@ -287,7 +362,7 @@ mod tests {
     #[test]
     fn concurrent_stores_share_commits() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db).unwrap();
+        let spool = Spool::open(&db, None).unwrap();
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         let ex = smol::Executor::new();
         let tasks: Vec<_> = (0..200)
@@ -313,5 +388,28 @@ mod tests {
         uniq.dedup();
         assert_eq!(uniq.len(), 200);
         assert_eq!(spool.replies(None, 1000).unwrap().len(), 200);
+    }
+
+    #[test]
+    fn on_disk_commits_sync_the_log_and_new_blobs() {
+        let dir = std::env::temp_dir().join(format!("herald-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = sled::Config::new().path(&dir).open().unwrap();
+        let spool = Spool::open(&db, Some(&dir)).unwrap();
+        let rcpts = vec![("r1@reply.x".to_string(), false)];
+        let big = vec![b'x'; 300 * 1024];
+        let (id, _) = smol::block_on(spool.store(incoming(&rcpts, &big))).unwrap();
+        let blobs = std::fs::read_dir(dir.join("blobs")).unwrap().count();
+        assert!(blobs > 0, "a 300 KiB value is a sled blob");
+        let (small, _) = smol::block_on(spool.store(incoming(&rcpts, b"small"))).unwrap();
+        drop(spool);
+        drop(db);
+        let db = sled::Config::new().path(&dir).open().unwrap();
+        let spool = Spool::open(&db, Some(&dir)).unwrap();
+        assert_eq!(spool.data(id).unwrap().unwrap().len(), big.len());
+        assert_eq!(spool.data(small).unwrap().unwrap(), b"small");
+        drop(spool);
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

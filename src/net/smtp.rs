@@ -1,5 +1,5 @@
 //! The port-25 listener: accepts connections (capped by a semaphore), runs one
-//! [`smtp::server::Server`] per connection, does the reads, writes, timeouts and the TLS handshake
+//! [`crate::smtp::server::Server`] per connection, does the reads, writes, timeouts and the TLS handshake
 //! the machine asks for, stores messages through the spool, and writes mail.log.
 
 use crate::inbound::spool::{Incoming, Spool};
@@ -151,6 +151,12 @@ async fn session(
         &mut stopping,
     )
     .await;
+    if outcome.is_ok()
+        && let Conn::Tls(tls) = &mut conn
+    {
+        // End TLS properly (close_notify), so the client does not see a truncated stream.
+        let _ = tls.close().or(timeout(Duration::from_secs(5))).await;
+    }
     if let Err(e) = outcome {
         log.line(
             "smtpd",
@@ -292,7 +298,7 @@ fn log_accepted(
         ("smtpd", format!("{id}: client={client}")),
         (
             "cleanup",
-            format!("{id}: message-id={}", message_id.unwrap_or("")),
+            format!("{id}: message-id={}", message_id.unwrap_or("<>")),
         ),
         (
             "qmgr",
@@ -320,7 +326,9 @@ fn log_accepted(
 }
 
 fn last_command(c: &Counts) -> &'static str {
-    if c.data > 0 {
+    if c.starttls > 0 && c.mail == 0 {
+        "STARTTLS"
+    } else if c.data > 0 {
         "DATA"
     } else if c.rcpt > 0 {
         "RCPT"

@@ -613,9 +613,11 @@ impl Server {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             match k.to_ascii_uppercase().as_str() {
                 "SIZE" => {
-                    let n: u64 = v
-                        .parse()
-                        .map_err(|_| Reply::new(501, "5.5.4", "Bad SIZE parameter"))?;
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(Reply::new(501, "5.5.4", "Bad SIZE parameter"));
+                    }
+                    // Digits too many for 64 bits are simply too big (RFC 1870 §6.1).
+                    let n: u64 = v.parse().unwrap_or(u64::MAX);
                     if n > self.config.max_message_size {
                         return Err(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
                     }

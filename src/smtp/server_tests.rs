@@ -195,11 +195,17 @@ fn sequence_errors() {
 
 #[test]
 fn syntax_and_parameters() {
-    let mut s = Session::new(config());
+    let mut cfg = config();
+    cfg.max_errors = 50;
+    let mut s = Session::new(cfg);
     s.ehlo();
     s.cmd("MAIL FROM:a@b.example", "501");
     s.cmd("MAIL FROM:<a@b.example> SIZE=abc", "501");
     s.cmd("MAIL FROM:<a@b.example> SIZE=1001", "552 5.3.4");
+    s.cmd(
+        "MAIL FROM:<a@b.example> SIZE=99999999999999999999999",
+        "552 5.3.4",
+    );
     s.cmd("MAIL FROM:<a@b.example> BODY=BINARYMIME", "501");
     s.cmd("MAIL FROM:<a@b.example> XFOO=1", "555");
     s.cmd("MAIL FROM:<a@b.example> SIZE=1000", "250");

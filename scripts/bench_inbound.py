@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Inbound benchmark for `make bench`: herald against a local Postfix (the anchor), same run.
+
+Throughput: Postfix's smtp-source (a new connection per message, as it does by default) at 1, 20
+and 100 sessions with 2 KB and 20 KB messages; the median of 3 runs each. Latency: the project's
+probe (examples/smtp_probe.rs) measures every message's time from the final "." to the "250".
+Memory: peak RSS and PSS of herald, and the summed PSS of all Postfix processes, sampled during
+the 100-session runs. Every message herald answered 250 must be in its mail.log as stored.
+
+usage: bench_inbound.py HERALD_BIN PROBE_BIN SHARED_DIR WORK_DIR  (prints a Markdown section)
+"""
+import json, os, re, statistics, subprocess, sys, threading, time
+
+herald_bin, probe_bin, shared, work = sys.argv[1:5]
+HERALD_PORT, POSTFIX_PORT = 24525, 2625
+RUNS, MESSAGES = 3, 3000
+LOADS = [(1, 2048), (20, 2048), (100, 2048), (1, 20480), (20, 20480), (100, 20480)]
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def pss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def postfix_pids():
+    out = subprocess.run(["pgrep", "-f", "postfix/|/usr/lib/postfix"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class Sampler:
+    """Samples memory every 50 ms while a run goes on; keeps the peak."""
+
+    def __init__(self, measure):
+        self.measure, self.peak, self.stop = measure, 0, threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.measure())
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        self.t.join()
+
+
+def smtp_source(port, sessions, size, rcpt):
+    t = time.monotonic()
+    sh("smtp-source", "-s", str(sessions), "-m", str(MESSAGES), "-l", str(size),
+       "-f", "bench@example.org", "-t", rcpt, f"127.0.0.1:{port}")
+    return MESSAGES / (time.monotonic() - t)
+
+
+def probe(port, sessions, size, rcpt):
+    return json.loads(sh(probe_bin, f"127.0.0.1:{port}", str(sessions), str(MESSAGES), str(size), rcpt))
+
+
+# --- the two servers ---
+os.makedirs(work, exist_ok=True)
+sh("bash", os.path.join(shared, "bench", "postfix-anchor.sh"), os.path.join(work, "maildir"))
+cfg = os.path.join(work, "herald.toml")
+with open(cfg, "w") as f:
+    f.write(f'hostname = "example.test"\n[smtp]\nenabled = true\naddress = "127.0.0.1"\n'
+            f'[console]\nlisten = "127.0.0.1:0"\n[inbound]\nlisten = "127.0.0.1:{HERALD_PORT}"\nmax_connections = 1024\n')
+data = os.path.join(work, "data")
+log = open(os.path.join(work, "herald.log"), "w")
+herald = subprocess.Popen([herald_bin, "run", "--config", cfg, "--data", data], stderr=log)
+try:
+    for _ in range(100):
+        if os.path.exists(os.path.join(data, "control.sock")):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    rcpt = sh(herald_bin, "reply-address", "issue", "42", "7", "--data", data).strip()
+    rows, mem = [], {}
+    for sessions, size in LOADS:
+        h_rates, p_rates = [], []
+        for _ in range(RUNS):
+            if sessions == 100:
+                with Sampler(lambda: rss_kb(herald.pid)) as hr, Sampler(lambda: pss_kb(herald.pid)) as hp:
+                    h_rates.append(smtp_source(HERALD_PORT, sessions, size, rcpt))
+                mem["herald_rss"] = max(mem.get("herald_rss", 0), hr.peak)
+                mem["herald_pss"] = max(mem.get("herald_pss", 0), hp.peak)
+                with Sampler(lambda: sum(pss_kb(p) for p in postfix_pids())) as pp:
+                    p_rates.append(smtp_source(POSTFIX_PORT, sessions, size, rcpt))
+                mem["postfix_pss"] = max(mem.get("postfix_pss", 0), pp.peak)
+            else:
+                h_rates.append(smtp_source(HERALD_PORT, sessions, size, rcpt))
+                p_rates.append(smtp_source(POSTFIX_PORT, sessions, size, rcpt))
+        hl, pl = probe(HERALD_PORT, sessions, size, rcpt), probe(POSTFIX_PORT, sessions, size, rcpt)
+        h, p = statistics.median(h_rates), statistics.median(p_rates)
+        rows.append((sessions, size, h, p, h / p, hl, pl))
+        print(f"bench: {sessions} sessions, {size} B: herald {h:.0f}/s, postfix {p:.0f}/s, "
+              f"herald p50 {hl['p50_ms']:.2f} ms p99 {hl['p99_ms']:.2f} ms", file=sys.stderr)
+    sent = len(LOADS) * RUNS * MESSAGES + len(LOADS) * MESSAGES
+finally:
+    herald.terminate()
+    herald.wait(timeout=30)
+    subprocess.run(["postfix", "stop"], capture_output=True)
+
+stored = sum(1 for line in open(os.path.join(data, "logs", "mail.log")) if "status=sent (queued" in line)
+ids = {m.group(1) for m in re.finditer(r"herald/spool\[\d+\]: (\w+): to=", open(os.path.join(data, "logs", "mail.log")).read())}
+
+print("| sessions | size | herald msgs/s | Postfix msgs/s | ratio | herald p50 / p99 final dot → 250 | Postfix p50 / p99 |")
+print("|---|---|---|---|---|---|---|")
+for s, size, h, p, r, hl, pl in rows:
+    print(f"| {s} | {size // 1024} KB | {h:,.0f} | {p:,.0f} | {r:.1f}× | {hl['p50_ms']:.2f} / {hl['p99_ms']:.2f} ms "
+          f"| {pl['p50_ms']:.2f} / {pl['p99_ms']:.2f} ms |")
+print()
+print(f"Memory at 100 concurrent sessions (peak, sampled every 50 ms): herald RSS {mem['herald_rss'] / 1024:.1f} MiB, "
+      f"PSS {mem['herald_pss'] / 1024:.1f} MiB; Postfix PSS of all processes {mem['postfix_pss'] / 1024:.1f} MiB.")
+print()
+print(f"Durability check: {sent:,} messages sent to herald, {stored:,} stored (`status=sent` in mail.log), "
+      f"{len(ids):,} distinct queue ids. smtp-source: {MESSAGES:,} messages a run, {RUNS} runs, median; "
+      f"a new connection per message (its default). Probe: {MESSAGES:,} messages over reused sessions.")
