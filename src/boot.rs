@@ -14,7 +14,13 @@ use std::time::Instant;
 
 /// sled's page cache. Its default (1 GiB) would let the cache grow with every message kept;
 /// herald reads little back, so a small cache keeps the footprint flat.
-const SLED_CACHE: u64 = 8 << 20;
+const SLED_CACHE: u64 = 1 << 20;
+
+/// sled's log segment. sled writes anything larger than about a quarter of a segment (a
+/// consolidated tree page full of messages, or one large message) as a separate blob file; the
+/// default 512 KiB made that happen all the time with queued messages. 8 MiB keeps pages in the
+/// log and leaves blobs to messages over about 2 MiB.
+const SLED_SEGMENT: usize = 2 << 20;
 
 /// Why the service did not start; each carries the whole message for the administrator.
 #[derive(Debug)]
@@ -101,6 +107,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     let db = sled::Config::new()
         .path(data_dir.join(paths::DB))
         .cache_capacity(SLED_CACHE)
+        .segment_size(SLED_SEGMENT)
         .open()
         .map_err(|e| other("cannot open the database", &e))?;
     let store = SettingsStore::open(&db).map_err(|e| other("settings", &e))?;
