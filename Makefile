@@ -17,7 +17,7 @@ build:
 
 ## test: install what the tests need, lint, then unit and integration tests
 test: deps lint
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --test tests
 
 deps:
 	bash scripts/test-deps.sh
@@ -37,7 +37,7 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/smtp_server
 	cp -n fuzz/seeds/smtp_server/* fuzz/corpus/smtp_server/
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run smtp_server corpus/smtp_server -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run smtp_server corpus/smtp_server -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 ## docs: regenerate the README's config reference from the settings model
 docs:

@@ -86,8 +86,14 @@ fn check_lines(out: &[u8]) {
         assert!(line.ends_with(b"\r\n"), "reply line without CRLF: {line:?}");
         assert!(line.len() <= REPLY_LINE_MAX, "reply line too long");
         assert!(line.len() >= 6, "short reply line {line:?}");
-        assert!(line[..3].iter().all(u8::is_ascii_digit), "no code: {line:?}");
-        assert!(line[3] == b' ' || line[3] == b'-', "bad separator: {line:?}");
+        assert!(
+            line[..3].iter().all(u8::is_ascii_digit),
+            "no code: {line:?}"
+        );
+        assert!(
+            line[3] == b' ' || line[3] == b'-',
+            "bad separator: {line:?}"
+        );
     }
 }
 
@@ -106,6 +112,10 @@ fuzz_target!(|input: &[u8]| {
     if !has_starttls {
         assert_eq!(whole, halves, "split at {split} changed the session");
         let bytes: Vec<&[u8]> = data.chunks(1).collect();
-        assert_eq!(whole, run(&bytes, fail_every), "byte by byte changed the session");
+        assert_eq!(
+            whole,
+            run(&bytes, fail_every),
+            "byte by byte changed the session"
+        );
     }
 });
