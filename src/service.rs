@@ -7,6 +7,7 @@ use crate::app::{App, paths};
 use crate::boot::{self, BootError};
 use crate::console::{Origin, serve};
 use crate::net;
+use smol::future::FutureExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -20,6 +21,9 @@ const HTTP_WORKERS: usize = 2;
 const CONSOLE_WORKERS: usize = 4;
 /// How long HTTP requests in progress get to finish after SIGTERM.
 const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// Memory all SMTP sessions' DATA may hold at once (at least two messages of the size limit);
+/// past it DATA is answered 452 4.3.1 until messages are stored.
+const DATA_BUDGET: u64 = 128 << 20;
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -50,6 +54,9 @@ async fn start_inbound(
             tls_enforced: settings.inbound.tls_enforced,
             timeouts: Timeouts::default(),
             max_errors: 10,
+            budget: crate::smtp::budget::DataBudget::new(
+                DATA_BUDGET.max(2 * settings.inbound.max_message_size),
+            ),
         },
         policy: Arc::new(crate::inbound::policy::InboundPolicy::new(
             settings,
@@ -60,6 +67,7 @@ async fn start_inbound(
         maillog: Arc::new(maillog),
         slots: Arc::new(smol::lock::Semaphore::new(max)),
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        per_client: Default::default(),
     });
     let listener = smol::net::TcpListener::bind(settings.inbound.listen.as_str())
         .await
@@ -197,8 +205,29 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
 
         use smol::stream::StreamExt;
         let mut signals = signals;
-        let sig = signals.next().await;
-        log::info!("received {:?}: draining", sig.and_then(|s| s.ok()));
+        let fatal = app.spool.fatal.clone();
+        let stop_reason = async {
+            signals
+                .next()
+                .await
+                .and_then(|s| s.ok())
+                .map(|s| format!("{s:?}"))
+        }
+        .or(async {
+            fatal
+                .recv()
+                .await
+                .ok()
+                .map(|why| format!("a fatal error: {why}"))
+        })
+        .await;
+        let failed = stop_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("a fatal error"));
+        log::info!(
+            "stopping on {}: draining",
+            stop_reason.as_deref().unwrap_or("?")
+        );
         front.cancel().await;
         if let Some((task, ctx)) = inbound {
             task.cancel().await;
@@ -211,6 +240,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             if left > 0 {
                 log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
             }
+        }
+        if failed {
+            return Err(stop_reason.unwrap_or_default());
         }
         Ok::<(), String>(())
     }));

@@ -36,6 +36,7 @@ fn config() -> Config {
         tls_enforced: false,
         timeouts: Timeouts::default(),
         max_errors: 20,
+        budget: herald::smtp::budget::DataBudget::new(1 << 20),
     }
 }
 

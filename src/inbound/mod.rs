@@ -4,14 +4,21 @@
 pub mod policy;
 pub mod spool;
 
-/// The `Message-ID` header's value (`<...>`), from the header block of a raw message.
+/// How far into a message herald looks for its header fields.
+const HEADER_SCAN_MAX: usize = 64 * 1024;
+/// A header line's limit (RFC 5322 §2.1.1); a longer Message-ID is not one we keep or log.
+const MESSAGE_ID_MAX: usize = 998;
+
+/// The `Message-ID` header's value (`<...>`), from the first 64 KiB of a raw message. A value
+/// longer than a header line may be is ignored: it is copied into records and log lines.
 pub fn message_id(data: &[u8]) -> Option<String> {
-    let end = data
+    let window = &data[..data.len().min(HEADER_SCAN_MAX)];
+    let end = window
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .or_else(|| data.windows(2).position(|w| w == b"\n\n"))
-        .unwrap_or(data.len().min(64 * 1024));
-    let head = String::from_utf8_lossy(&data[..end]);
+        .or_else(|| window.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(window.len());
+    let head = String::from_utf8_lossy(&window[..end]);
     let mut lines = head.lines().peekable();
     while let Some(line) = lines.next() {
         let Some((name, value)) = line.split_once(':') else {
@@ -30,7 +37,7 @@ pub fn message_id(data: &[u8]) -> Option<String> {
             }
         }
         let id: String = value.chars().filter(|c| !c.is_control()).collect();
-        return (!id.is_empty()).then_some(id);
+        return (!id.is_empty() && id.len() <= MESSAGE_ID_MAX).then_some(id);
     }
     None
 }
@@ -53,5 +60,17 @@ mod tests {
             None
         );
         assert_eq!(message_id(b""), None);
+        // Regression: a 2 MB Message-ID was copied into every recipient's record and log line.
+        let huge = format!("Message-ID: <{}@x>\r\n\r\nbody", "a".repeat(2_000_000));
+        assert_eq!(message_id(huge.as_bytes()), None);
+        let late = format!(
+            "X-Pad: {}\r\nMessage-ID: <late@x>\r\n\r\n",
+            "p".repeat(70_000)
+        );
+        assert_eq!(
+            message_id(late.as_bytes()),
+            None,
+            "only the first 64 KiB are read"
+        );
     }
 }

@@ -73,9 +73,15 @@ pub struct Spool {
     tree: sled::Tree,
     jobs: smol::channel::Sender<Job>,
     next_id: AtomicU64,
-    /// Tests make the next commits fail, to show what a client then gets.
+    /// Tests make the next commits fail (a batch that cannot be applied), to show what a
+    /// client then gets.
     pub fail_commits: Arc<AtomicBool>,
+    /// Tests make the next flush-and-sync fail (the disk failing).
+    pub fail_syncs: Arc<AtomicBool>,
     committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Says why, once, when the disk failed and the spool stopped taking mail: the service then
+    /// exits non-zero so that it is restarted and sled recovers from what is on disk.
+    pub fatal: smol::channel::Receiver<String>,
 }
 
 impl Drop for Spool {
@@ -102,29 +108,39 @@ impl Spool {
         let (tx, rx) = smol::channel::unbounded::<Job>();
         let fail = Arc::new(AtomicBool::new(false));
         let disk = db_dir.map(DiskSync::open).transpose()?;
-        let (t, d, f) = (tree.clone(), db.clone(), fail.clone());
+        let fail_syncs = Arc::new(AtomicBool::new(false));
+        let (t, d) = (tree.clone(), db.clone());
+        let faults = Faults {
+            commit: fail.clone(),
+            sync: fail_syncs.clone(),
+        };
+        let (fatal_tx, fatal_rx) = smol::channel::bounded(1);
         let handle = std::thread::Builder::new()
             .name("spool-commit".into())
-            .spawn(move || committer(t, d, rx, f, disk))
+            .spawn(move || committer(t, d, rx, faults, disk, fatal_tx))
             .map_err(|e| e.to_string())?;
         // Ids grow with time and never repeat: start past the newest stored one.
-        let newest = tree
-            .scan_prefix([DATA])
-            .keys()
-            .next_back()
-            .and_then(Result::ok)
-            .and_then(|k| {
-                k.get(1..9)
-                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-            })
-            .unwrap_or(0);
+        let newest_of = |prefix: u8| {
+            tree.scan_prefix([prefix])
+                .keys()
+                .next_back()
+                .and_then(Result::ok)
+                .and_then(|k| {
+                    k.get(1..9)
+                        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                })
+                .unwrap_or(0)
+        };
+        let newest = newest_of(DATA).max(newest_of(REPLY));
         let now = clock::unix_millis(SystemTime::now()) as u64 * 1000;
         Ok(Arc::new(Spool {
             tree,
             jobs: tx,
             next_id: AtomicU64::new(now.max(newest + 1)),
             fail_commits: fail,
+            fail_syncs,
             committer: std::sync::Mutex::new(Some(handle)),
+            fatal: fatal_rx,
         }))
     }
 
@@ -134,15 +150,20 @@ impl Spool {
         let received_at = clock::rfc3339(SystemTime::now());
         let mut batch = sled::Batch::default();
         let mut keys = Vec::with_capacity(m.rcpts.len() + 1);
-        let data_key = key(DATA, id, None);
-        batch.insert(data_key.clone(), m.data);
-        keys.push(data_key);
+        // Mail only to no-reply addresses is accepted and dropped: its records say so, and its
+        // body is not kept (nothing will read it, and keeping it would let anyone fill the disk).
+        let keep_body = m.rcpts.iter().any(|(_, discard)| !discard);
+        if keep_body {
+            let data_key = key(DATA, id, None);
+            batch.insert(data_key.clone(), m.data);
+            keys.push(data_key);
+        }
         let mut records = Vec::with_capacity(m.rcpts.len());
         for (n, (to, discard)) in m.rcpts.iter().enumerate() {
             let n = u16::try_from(n + 1).map_err(|_| "too many recipients".to_string())?;
             let rec = ReplyRecord {
                 id: format!("{id}-{n}"),
-                status: "pending".into(),
+                status: if *discard { "discarded" } else { "pending" }.into(),
                 from: m.mail_from.to_string(),
                 to: to.clone(),
                 discard: *discard,
@@ -215,9 +236,6 @@ pub struct DiskSync {
     log: File,
     blobs: PathBuf,
     synced: HashSet<std::ffi::OsString>,
-    /// The blob folder's modification time when it was last listed: unchanged means no new
-    /// blob, so the common case costs one `stat`.
-    listed: Option<std::time::SystemTime>,
 }
 
 impl DiskSync {
@@ -227,19 +245,12 @@ impl DiskSync {
             log,
             blobs: dir.join("blobs"),
             synced: HashSet::new(),
-            listed: None,
         })
     }
 
+    /// Blobs first (the log refers to them), then the log. The blob folder is listed every time:
+    /// its mtime cannot tell, as directory timestamps may be coarser than a commit.
     fn sync(&mut self) -> std::io::Result<()> {
-        self.log.sync_data()?;
-        let mtime = std::fs::metadata(&self.blobs)
-            .and_then(|m| m.modified())
-            .ok();
-        if mtime.is_some() && mtime == self.listed {
-            return Ok(());
-        }
-        self.listed = mtime;
         let mut new_blob = false;
         if let Ok(entries) = std::fs::read_dir(&self.blobs) {
             let mut seen = HashSet::new();
@@ -256,7 +267,7 @@ impl DiskSync {
         if new_blob {
             File::open(&self.blobs)?.sync_all()?;
         }
-        Ok(())
+        self.log.sync_data()
     }
 }
 
@@ -270,15 +281,25 @@ fn sync_file(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Failures tests inject.
+struct Faults {
+    commit: Arc<AtomicBool>,
+    sync: Arc<AtomicBool>,
+}
+
 /// Applies every waiting batch, flushes once, answers all. A batch whose commit failed is removed
 /// again (best effort), so nothing half-written is kept for a message that got `451`.
 fn committer(
     tree: sled::Tree,
     db: sled::Db,
     jobs: smol::channel::Receiver<Job>,
-    fail: Arc<AtomicBool>,
+    faults: Faults,
     mut disk: Option<DiskSync>,
+    fatal: smol::channel::Sender<String>,
 ) {
+    // After a failed flush or sync nothing written later can be trusted to be durable (the
+    // kernel may have dropped the pages that failed): refuse everything until a restart.
+    let mut stopped: Option<String> = None;
     while let Ok(first) = jobs.recv_blocking() {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
@@ -287,12 +308,18 @@ fn committer(
                 Err(_) => break,
             }
         }
+        if let Some(why) = &stopped {
+            for job in group {
+                let _ = job.done.try_send(Err(why.clone()));
+            }
+            continue;
+        }
         let t0 = std::time::Instant::now();
         let n = group.len();
         let mut applied = Vec::with_capacity(group.len());
         let mut results = Vec::with_capacity(group.len());
         for job in group {
-            let r = if fail.load(Ordering::Relaxed) {
+            let r = if faults.commit.load(Ordering::Relaxed) {
                 Err("injected commit failure".to_string())
             } else {
                 tree.apply_batch(job.batch).map_err(|e| e.to_string())
@@ -301,7 +328,9 @@ fn committer(
             applied.push((job.keys, job.done, r));
         }
         let t1 = std::time::Instant::now();
-        let flushed = if results.iter().any(|ok| *ok) {
+        let flushed = if faults.sync.load(Ordering::Relaxed) {
+            Err("injected sync failure".to_string())
+        } else if results.iter().any(|ok| *ok) {
             db.flush()
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -317,9 +346,38 @@ fn committer(
             t1 - t0,
             t1.elapsed()
         );
+        if let Err(e) = &flushed {
+            // Take back what this group wrote, as durably as the disk still allows, so a message
+            // answered 451 does not come back after a restart (the sender will retry it).
+            for (keys, _, _) in &applied {
+                for k in keys {
+                    let _ = tree.remove(k);
+                }
+            }
+            let undone = db
+                .flush()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    disk.as_mut()
+                        .map_or(Ok(()), |d| d.sync().map_err(|e| e.to_string()))
+                });
+            let why = format!("the reply queue stopped after a disk error ({e}); restart herald");
+            log::error!(
+                "spool: flush or sync failed: {e}; refusing mail from now on{}",
+                if undone.is_err() {
+                    " (the failed group could not be taken back)"
+                } else {
+                    ""
+                }
+            );
+            let _ = fatal.try_send(why.clone());
+            stopped = Some(why);
+        }
         for (keys, done, r) in applied {
             let r = r.and(flushed.clone());
-            if let Err(e) = &r {
+            if let (Err(e), Ok(())) = (&r, &flushed) {
+                // This batch alone failed to apply; the others are durable.
                 log::error!("spool: commit failed: {e}");
                 for k in keys {
                     let _ = tree.remove(k);
@@ -367,13 +425,47 @@ mod tests {
             vec![format!("{id2}-1"), format!("{id1}-2"), format!("{id1}-1")],
             "newest first"
         );
-        assert!(all.iter().all(|r| r.status == "pending"));
+        let statuses: Vec<_> = all.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(statuses, vec!["pending", "discarded", "pending"]);
         assert_eq!(spool.replies(None, 1).unwrap().len(), 1);
         assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 0);
         // A reopened spool never reuses an id.
         drop(spool);
         let again = Spool::open(&db, None).unwrap();
         assert!(again.next_id.load(Ordering::Relaxed) > id2.0);
+    }
+
+    /// Mail only to no-reply addresses keeps its records (status discarded), not its body.
+    #[test]
+    fn discard_only_mail_keeps_no_body() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = Spool::open(&db, None).unwrap();
+        let rcpts = vec![
+            ("a@noreply.x".to_string(), true),
+            ("b@noreply.x".to_string(), true),
+        ];
+        let (id, recs) = smol::block_on(spool.store(incoming(&rcpts, b"junk"))).unwrap();
+        assert!(recs.iter().all(|r| r.status == "discarded"));
+        assert_eq!(spool.data(id).unwrap(), None);
+        let mixed = vec![
+            ("r@reply.x".to_string(), false),
+            ("a@noreply.x".to_string(), true),
+        ];
+        let (id2, recs) = smol::block_on(spool.store(incoming(&mixed, b"reply"))).unwrap();
+        assert_eq!(
+            (recs[0].status.as_str(), recs[1].status.as_str()),
+            ("pending", "discarded")
+        );
+        assert_eq!(spool.data(id2).unwrap().unwrap(), b"reply");
+        // Ids still never repeat after a restart, bodies or not.
+        drop(spool);
+        assert!(
+            Spool::open(&db, None)
+                .unwrap()
+                .next_id
+                .load(Ordering::Relaxed)
+                > id2.0
+        );
     }
 
     #[test]
@@ -385,6 +477,28 @@ mod tests {
         assert!(smol::block_on(spool.store(incoming(&rcpts, b"x"))).is_err());
         assert!(spool.replies(None, 10).unwrap().is_empty());
         assert_eq!(spool.tree.len(), 0);
+    }
+
+    /// Regression: after a failed sync the committer took back the failed group only in memory
+    /// and went on acknowledging later messages.
+    #[test]
+    fn a_failed_sync_takes_the_group_back_and_stops_the_spool() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = Spool::open(&db, None).unwrap();
+        let rcpts = vec![("r1@reply.x".to_string(), false)];
+        smol::block_on(spool.store(incoming(&rcpts, b"first"))).unwrap();
+        spool.fail_syncs.store(true, Ordering::Relaxed);
+        assert!(smol::block_on(spool.store(incoming(&rcpts, b"second"))).is_err());
+        let why = spool.fatal.try_recv().expect("the service is told to stop");
+        assert!(why.contains("restart"), "{why}");
+        spool.fail_syncs.store(false, Ordering::Relaxed);
+        let third = smol::block_on(spool.store(incoming(&rcpts, b"third"))).unwrap_err();
+        assert!(third.contains("disk error"), "{third}");
+        assert_eq!(
+            spool.replies(None, 10).unwrap().len(),
+            1,
+            "only the first is kept"
+        );
     }
 
     #[test]

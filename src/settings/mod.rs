@@ -288,10 +288,10 @@ pub const KEYS: &[KeyDef] = &[
         "inbound.max_message_size",
         Kind::Int {
             min: 1024,
-            max: 1 << 31,
+            max: 256 << 20,
         },
         "26214400",
-        "a whole number of bytes from 1024 to 2147483648",
+        "a whole number of bytes from 1024 to 268435456 (256 MiB; a message is held in memory while it arrives)",
     ),
     key(
         "inbound.max_connections",

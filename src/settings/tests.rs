@@ -367,12 +367,12 @@ fn inbound_keys() {
     good("inbound.tls_enforced", &["true", "false"]);
     good(
         "inbound.max_message_size",
-        &["1024", "26214400", "2147483648"],
+        &["1024", "26214400", "268435456"],
     );
     bad(
         "inbound.max_message_size",
-        &["1023", "2147483649", "ten"],
-        "1024 to 2147483648",
+        &["1023", "268435457", "ten"],
+        "1024 to 268435456",
     );
     good("inbound.max_connections", &["1", "256", "65535"]);
     bad("inbound.max_connections", &["0", "65536"], "1 to 65535");

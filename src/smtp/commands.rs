@@ -6,6 +6,9 @@ use super::receiver::DataReceiver;
 use super::server::{Event, Mode, Rejection, Server};
 use std::time::Instant;
 
+/// Slack over a declared SIZE (RFC 1870 §6.1) before the message counts as larger than declared.
+const DECLARED_SLACK: u64 = 64 * 1024;
+
 impl Server {
     pub(super) fn command(&mut self, cmd: Command, now: Instant) {
         let host = self.config.hostname.clone();
@@ -59,12 +62,14 @@ impl Server {
                 if self.mail_from.is_some() {
                     return self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
                 }
-                if let Err(r) = self.check_mail_params(&params) {
-                    return self.error(r);
-                }
+                let declared = match self.check_mail_params(&params) {
+                    Ok(d) => d,
+                    Err(r) => return self.error(r),
+                };
                 match parse_reverse_path(&from) {
                     Ok(addr) => {
                         self.mail_from = Some(addr);
+                        self.declared_size = declared;
                         self.transaction_start = Some(now);
                         self.reply(Reply::new(250, "2.1.0", "Ok"));
                     }
@@ -117,11 +122,29 @@ impl Server {
                 if self.rcpts.is_empty() {
                     return self.error(Reply::new(554, "5.5.1", "Error: no valid recipients"));
                 }
+                // A declared size bounds what this message may hold (with slack for line-end and
+                // dot-stuffing differences); without one, the fixed limit does.
+                let max = self.config.max_message_size;
+                let limit = match self.declared_size {
+                    Some(n) => max.min(n.saturating_add(n / 10).saturating_add(DECLARED_SLACK)),
+                    None => max,
+                };
+                let first = limit.min(super::server::BUDGET_CHUNK);
+                let Some(reservation) = self.config.budget.reserve(first) else {
+                    // Not the client's mistake: it retries later.
+                    return self.reply(Reply::new(
+                        452,
+                        "4.3.1",
+                        "Insufficient system resources, try again later",
+                    ));
+                };
+                self.reservation = Some(reservation);
+                self.starved = false;
                 self.reply(Reply::plain(
                     354,
                     vec!["End data with <CR><LF>.<CR><LF>".into()],
                 ));
-                let limit = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 self.mode = Mode::Data(DataReceiver::new(limit));
             }
             Command::Rset => {
@@ -138,6 +161,10 @@ impl Server {
             }
             Command::Vrfy => {
                 self.counts.other += 1;
+                // RFC 3207 §4: with TLS required, only NOOP, EHLO, STARTTLS and QUIT before it.
+                if let Some(r) = self.tls_required() {
+                    return self.error(r);
+                }
                 self.reply(Reply::new(
                     252,
                     "2.0.0",
@@ -146,6 +173,9 @@ impl Server {
             }
             Command::Help => {
                 self.counts.other += 1;
+                if let Some(r) = self.tls_required() {
+                    return self.error(r);
+                }
                 self.reply(Reply::new(
                     214,
                     "2.0.0",
@@ -167,8 +197,17 @@ impl Server {
         }
     }
 
-    /// MAIL parameters: SIZE (RFC 1870) and BODY (RFC 6152); anything else is refused.
-    fn check_mail_params(&self, params: &[String]) -> Result<(), Reply> {
+    /// MAIL parameters, which only EHLO sessions may use: SIZE (RFC 1870) and BODY (RFC 6152).
+    /// Returns the declared size.
+    fn check_mail_params(&self, params: &[String]) -> Result<Option<u64>, Reply> {
+        if !params.is_empty() && !self.esmtp {
+            return Err(Reply::new(
+                555,
+                "5.5.4",
+                "MAIL parameters need EHLO, not HELO",
+            ));
+        }
+        let mut declared = None;
         for p in params {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             match k.to_ascii_uppercase().as_str() {
@@ -181,6 +220,7 @@ impl Server {
                     if n > self.config.max_message_size {
                         return Err(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
                     }
+                    declared = Some(n);
                 }
                 "BODY" if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") => {}
                 "BODY" => return Err(Reply::new(501, "5.5.4", "Bad BODY parameter")),
@@ -193,6 +233,6 @@ impl Server {
                 }
             }
         }
-        Ok(())
+        Ok(declared)
     }
 }

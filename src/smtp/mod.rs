@@ -2,6 +2,7 @@
 //! (per-mode byte receivers), `server` (the session state machine). Nothing in this folder reads
 //! a socket, a clock or a file: bytes and `Instant`s come in as arguments.
 
+pub mod budget;
 mod commands;
 pub mod proto;
 pub mod receiver;

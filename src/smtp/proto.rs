@@ -62,7 +62,11 @@ impl Reply {
             }
             // Nothing we put in a reply may break the line structure or its length limit.
             line.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
-            line.truncate(REPLY_LINE_MAX - 2);
+            let mut cut = line.len().min(REPLY_LINE_MAX - 2);
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
@@ -254,8 +258,17 @@ pub fn parse_mailbox(path: &str) -> Result<(String, String), Reply> {
     if domain.is_empty() || domain.len() > DOMAIN_MAX {
         return Err(bad("domain must be 1 to 255 octets"));
     }
-    let domain_ok =
-        (domain.starts_with('[') && domain.ends_with(']')) || crate::settings::is_host_name(domain);
+    let domain_ok = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        // Address literals (RFC 5321 §4.1.3): an IPv4 address or `IPv6:` and an IPv6 address.
+        Some(lit) => match lit
+            .strip_prefix("IPv6:")
+            .or_else(|| lit.strip_prefix("ipv6:"))
+        {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
+        },
+        None => crate::settings::is_host_name(domain),
+    };
     if !domain_ok {
         return Err(bad("domain is not a host name"));
     }
@@ -373,11 +386,19 @@ mod tests {
             "a..b@reply.example.com",
             ".a@reply.example.com",
             "a@-bad.example",
+            "a@[x], size=1, nrcpt=1 (queue active) relay=x ]",
+            "a@[999.1.1.1]",
+            "a@[IPv6:zz::1]",
         ] {
             assert!(parse_mailbox(bad).is_err(), "{bad} accepted");
         }
         assert!(parse_mailbox(&format!("{}@x.example", "a".repeat(65))).is_err());
         assert_eq!(parse_reverse_path("").unwrap(), "");
+        assert_eq!(parse_mailbox("a@[192.0.2.1]").unwrap().1, "[192.0.2.1]");
+        assert_eq!(
+            parse_mailbox("a@[IPv6:2001:db8::1]").unwrap().1,
+            "[ipv6:2001:db8::1]"
+        );
         assert_eq!(
             parse_reverse_path("@a.example:u@b.example").unwrap(),
             "u@b.example"

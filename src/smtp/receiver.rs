@@ -153,6 +153,20 @@ impl DataReceiver {
         self.seen > self.limit as u64
     }
 
+    /// Octets stored so far.
+    pub fn stored(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Stores nothing more (the memory budget ran out); the rest is read and dropped.
+    pub fn stop_storing(&mut self) {
+        self.limit = self.body.len();
+    }
+
     pub fn into_body(self) -> Vec<u8> {
         self.body
     }

@@ -6,10 +6,14 @@
 //! read when the machine stops to wait (for the store, for TLS) are kept and processed when it
 //! resumes — except after STARTTLS, where they are thrown away (CVE-2011-0411).
 
+use super::budget::{DataBudget, Reservation};
 use super::proto::{Reply, parse_command};
 use super::receiver::{DataReceiver, Line, LineReceiver, drain_line};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// DATA takes memory from the shared budget in steps of this many octets.
+pub const BUDGET_CHUNK: u64 = 64 * 1024;
 
 /// How the server decides about a recipient. Pure: no I/O.
 pub trait Policy: Send + Sync {
@@ -50,6 +54,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Errors (4xx/5xx replies to the client's mistakes) before `421` and close.
     pub max_errors: u32,
+    /// The memory every session's DATA shares.
+    pub budget: Arc<DataBudget>,
 }
 
 /// A message accepted up to the final dot, for the adapter to store.
@@ -127,6 +133,12 @@ pub struct Server {
     pub(super) esmtp: bool,
     pub(super) tls: bool,
     pub(super) mail_from: Option<String>,
+    /// The SIZE= of the current MAIL, if any.
+    pub(super) declared_size: Option<u64>,
+    /// What this session's DATA holds of the shared budget, from DATA until stored or refused.
+    pub(super) reservation: Option<Reservation>,
+    /// The budget ran out during this DATA: its end is answered 452 4.3.1.
+    pub(super) starved: bool,
     pub(super) rcpts: Vec<(String, bool)>,
     pub(super) errors: u32,
     pub(super) last_activity: Instant,
@@ -149,6 +161,9 @@ impl Server {
             esmtp: false,
             tls: false,
             mail_from: None,
+            declared_size: None,
+            reservation: None,
+            starved: false,
             rcpts: Vec::new(),
             errors: 0,
             last_activity: now,
@@ -218,6 +233,16 @@ impl Server {
                     n
                 }
                 Mode::Data(rx) => {
+                    // Hold budget for what this read may add before storing it, a chunk at a time.
+                    let want = (rx.stored() + input.len()).min(rx.limit()) as u64;
+                    if let Some(res) = self.reservation.as_mut()
+                        && !self.starved
+                        && !res.grow_to(want.div_ceil(BUDGET_CHUNK) * BUDGET_CHUNK)
+                        && !res.grow_to(want)
+                    {
+                        self.starved = true;
+                        rx.stop_storing();
+                    }
                     let (n, done) = rx.feed(input);
                     if done {
                         let Mode::Data(rx) = std::mem::replace(&mut self.mode, Mode::Command)
@@ -261,6 +286,11 @@ impl Server {
 
     pub fn is_closed(&self) -> bool {
         matches!(self.mode, Mode::Closed)
+    }
+
+    /// The shared DATA budget this session draws on.
+    pub fn config_budget(&self) -> Arc<DataBudget> {
+        self.config.budget.clone()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -326,6 +356,7 @@ impl Server {
         }
         self.mode = Mode::Command;
         self.last_activity = now;
+        self.reservation = None;
         match result {
             Ok(queue_id) => self.reply(Reply::new(
                 250,
@@ -400,6 +431,7 @@ impl Server {
 
     pub(super) fn reset_transaction(&mut self) {
         self.mail_from = None;
+        self.declared_size = None;
         self.rcpts.clear();
         self.transaction_start = None;
     }
@@ -433,8 +465,26 @@ impl Server {
         let from = self.mail_from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
         self.transaction_start = None;
+        if std::mem::take(&mut self.starved) {
+            self.reservation = None;
+            self.declared_size = None;
+            self.reply(Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system storage, try again later",
+            ));
+            if self.shutting_down {
+                self.close_with(self.shutting_down_reply());
+            }
+            return;
+        }
         if rx.overflowed() {
-            self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
+            self.reservation = None;
+            let text = match self.declared_size.take() {
+                Some(_) => "Message size exceeds its declared SIZE or the fixed limit",
+                None => "Message size exceeds fixed limit",
+            };
+            self.reply(Reply::new(552, "5.3.4", text));
             if self.shutting_down {
                 self.close_with(self.shutting_down_reply());
             }

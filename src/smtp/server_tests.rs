@@ -36,6 +36,7 @@ fn config() -> Config {
         tls_enforced: false,
         timeouts: Timeouts::default(),
         max_errors: 10,
+        budget: super::budget::DataBudget::new(1 << 20),
     }
 }
 
@@ -533,4 +534,92 @@ fn fixtures_split_at_every_byte_offset() {
         }
         assert_eq!(run(fx.chunks(1).collect()), whole, "byte by byte");
     }
+}
+
+/// Regression: every session held its whole DATA in memory with no shared bound.
+#[test]
+fn data_memory_is_budgeted_across_sessions() {
+    let mut cfg = config();
+    cfg.budget = super::budget::DataBudget::new(1500);
+    let budget = cfg.budget.clone();
+    let mut a = Session::new(cfg.clone());
+    let mut b = Session::new(cfg);
+    for s in [&mut a, &mut b] {
+        s.ehlo();
+        s.cmd("MAIL FROM:<a@b.example>", "250");
+        s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    }
+    a.cmd("DATA", "354");
+    assert_eq!(budget.used(), 1000, "no SIZE: the fixed limit is reserved");
+    assert_eq!(
+        b.cmd("DATA", "452"),
+        "452 4.3.1 Insufficient system resources, try again later\r\n"
+    );
+    a.raw(b"x\r\n.\r\n");
+    assert_eq!(budget.used(), 0, "given back once stored");
+    b.cmd("DATA", "354");
+    b.raw(b"y\r\n.\r\n");
+    assert_eq!(b.stored.len(), 1);
+    drop(b);
+    // A session that goes away mid-DATA gives its share back too.
+    let mut c = Session::new(config());
+    let budget = c.s.config_budget();
+    c.ehlo();
+    c.cmd("MAIL FROM:<a@b.example>", "250");
+    c.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    c.cmd("DATA", "354");
+    assert!(budget.used() > 0);
+    drop(c);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn a_message_that_outgrows_the_budget_gets_452_and_gives_it_back() {
+    let mut cfg = config();
+    cfg.max_message_size = 1_000_000;
+    cfg.budget = super::budget::DataBudget::new(100_000);
+    let budget = cfg.budget.clone();
+    let mut s = Session::new(cfg);
+    s.ehlo();
+    s.cmd("MAIL FROM:<a@b.example>", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.cmd("DATA", "354");
+    let mut body = vec![b'x'; 150_000];
+    body.extend_from_slice(b"\r\n.\r\n");
+    let out = s.raw(&body);
+    assert_eq!(
+        out,
+        "452 4.3.1 Insufficient system storage, try again later\r\n"
+    );
+    assert!(s.stored.is_empty());
+    assert_eq!(budget.used(), 0);
+    // The next message fits and goes through.
+    s.cmd("MAIL FROM:<a@b.example>", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.cmd("DATA", "354");
+    s.raw(b"small\r\n.\r\n");
+    assert_eq!(s.stored.len(), 1);
+}
+
+#[test]
+fn a_declared_size_bounds_the_message() {
+    let mut cfg = config();
+    cfg.max_message_size = 200_000;
+    let mut s = Session::new(cfg);
+    s.ehlo();
+    s.cmd("MAIL FROM:<a@b.example> SIZE=10", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.cmd("DATA", "354");
+    let mut body = vec![b'x'; 100_000];
+    body.extend_from_slice(b"\r\n.\r\n");
+    assert!(s.raw(&body).starts_with("552 5.3.4"));
+    assert!(s.stored.is_empty());
+}
+
+#[test]
+fn mail_parameters_need_ehlo() {
+    let mut s = Session::new(config());
+    s.cmd("HELO c.example", "250");
+    s.cmd("MAIL FROM:<a@b.example> SIZE=10", "555 5.5.4");
+    s.cmd("MAIL FROM:<a@b.example>", "250");
 }
