@@ -13,7 +13,7 @@ import json, os, re, statistics, subprocess, sys, threading, time
 
 herald_bin, probe_bin, shared, work = sys.argv[1:5]
 HERALD_PORT, POSTFIX_PORT = 24525, 2625
-RUNS, MESSAGES = 3, 3000
+RUNS, MESSAGES = 5, 3000
 LOADS = [(1, 2048), (20, 2048), (100, 2048), (1, 20480), (20, 20480), (100, 20480)]
 
 
@@ -177,8 +177,11 @@ finally:
     herald.wait(timeout=30)
     subprocess.run(["postfix", "stop"], capture_output=True)
 
-stored = sum(1 for line in open(os.path.join(data, "logs", "mail.log")) if "status=sent (queued" in line)
-ids = {m.group(1) for m in re.finditer(r"herald/spool\[\d+\]: (\w+): to=", open(os.path.join(data, "logs", "mail.log")).read())}
+# mail.log rotates at 64 MiB: read the previous file too.
+logs = [os.path.join(data, "logs", n) for n in ("mail.log.1", "mail.log")]
+text = "".join(open(p).read() for p in logs if os.path.exists(p))
+stored = text.count("status=sent (queued")
+ids = {m.group(1) for m in re.finditer(r"herald/spool\[\d+\]: (\w+): to=", text)}
 
 print("| sessions | size | herald msgs/s | Postfix msgs/s | ratio | herald p50 / p99 final dot → 250 under that load | Postfix p50 / p99 |")
 print("|---|---|---|---|---|---|---|")
