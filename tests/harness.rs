@@ -326,46 +326,36 @@ pub fn cli(data: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs a command with no stdin and a deadline; panics if it hangs.
-pub fn run_with_deadline(mut cmd: Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT * 2) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-            panic!("{cmd:?} did not finish in time");
-        }
-    }
+pub fn run_with_deadline(cmd: Command) -> Output {
+    run(cmd, None)
 }
 
 /// Runs a command with `input` on its stdin and a deadline; panics if it hangs.
-pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
+pub fn run_with_input(cmd: Command, input: &[u8]) -> Output {
+    run(cmd, Some(input))
+}
+
+fn run(mut cmd: Command, input: Option<&[u8]>) -> Output {
     use std::io::Write;
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let pid = child.id();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // A writer thread, so a child that does not read cannot block us.
-    std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        // A writer thread, so a child that does not read cannot block us.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
