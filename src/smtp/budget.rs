@@ -30,19 +30,24 @@ impl DataBudget {
 
     /// Reserves `bytes`, or `None` when that would pass the limit.
     pub fn reserve(self: &Arc<Self>, bytes: u64) -> Option<Reservation> {
+        self.take(bytes).then(|| Reservation {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+
+    /// Adds `bytes` to what is used, unless that would pass the limit.
+    fn take(&self, bytes: u64) -> bool {
         let mut used = self.used.load(Ordering::Acquire);
         loop {
-            let next = used.checked_add(bytes).filter(|n| *n <= self.limit)?;
+            let Some(next) = used.checked_add(bytes).filter(|n| *n <= self.limit) else {
+                return false;
+            };
             match self
                 .used
                 .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => {
-                    return Some(Reservation {
-                        budget: self.clone(),
-                        bytes,
-                    });
-                }
+                Ok(_) => return true,
                 Err(now) => used = now,
             }
         }
@@ -59,15 +64,11 @@ impl Reservation {
         if to <= self.bytes {
             return true;
         }
-        match self.budget.reserve(to - self.bytes) {
-            Some(more) => {
-                self.bytes = to;
-                // The added bytes now belong to this reservation.
-                std::mem::forget(more);
-                true
-            }
-            None => false,
+        let ok = self.budget.take(to - self.bytes);
+        if ok {
+            self.bytes = to;
         }
+        ok
     }
 }
 
@@ -100,5 +101,7 @@ mod tests {
         assert_eq!(b.used(), 90);
         drop(r);
         assert_eq!(b.used(), 0);
+        // Regression (found by the fuzzer's leak check): growing leaked a reference.
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 }
