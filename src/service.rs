@@ -206,28 +206,19 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         use smol::stream::StreamExt;
         let mut signals = signals;
         let fatal = app.spool.fatal.clone();
-        let stop_reason = async {
-            signals
-                .next()
-                .await
-                .and_then(|s| s.ok())
-                .map(|s| format!("{s:?}"))
+        // Why the service stops: a signal (exit 0) or the spool's disk failure (exit 1).
+        let fatal_error = async {
+            let signal = signals.next().await.and_then(|s| s.ok());
+            log::info!("received {signal:?}: draining");
+            None
         }
         .or(async {
-            fatal
-                .recv()
-                .await
-                .ok()
-                .map(|why| format!("a fatal error: {why}"))
+            let why = (fatal.recv().await)
+                .unwrap_or_else(|_| "the reply queue's commit thread stopped".to_string());
+            log::error!("stopping: {why}");
+            Some(why)
         })
         .await;
-        let failed = stop_reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("a fatal error"));
-        log::info!(
-            "stopping on {}: draining",
-            stop_reason.as_deref().unwrap_or("?")
-        );
         front.cancel().await;
         if let Some((task, ctx)) = inbound {
             task.cancel().await;
@@ -241,8 +232,8 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                 log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
             }
         }
-        if failed {
-            return Err(stop_reason.unwrap_or_default());
+        if let Some(why) = fatal_error {
+            return Err(why);
         }
         Ok::<(), String>(())
     }));
