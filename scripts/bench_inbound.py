@@ -24,24 +24,23 @@ def sh(*args, **kw):
     return r.stdout
 
 
-def pss_kb(pid):
+def proc_kb(pid, path, field):
+    """A kB figure from /proc/PID/<path> (0 when the process is gone)."""
     try:
-        for line in open(f"/proc/{pid}/smaps_rollup"):
-            if line.startswith("Pss:"):
+        for line in open(f"/proc/{pid}/{path}"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def pss_kb(pid):
+    return proc_kb(pid, "smaps_rollup", "Pss:")
 
 
 def rss_kb(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_kb(pid, "status", "VmRSS:")
 
 
 def postfix_pids():

@@ -4,7 +4,7 @@
 use crate::inbound::spool::Spool;
 use crate::replies::token::ReplyKey;
 use crate::settings::SettingsStore;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,9 +35,5 @@ pub struct App {
 impl App {
     pub fn path(&self, name: &str) -> PathBuf {
         self.data_dir.join(name)
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 }

@@ -69,14 +69,7 @@ async fn start_inbound(
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         per_client: Default::default(),
     });
-    let listener = smol::net::TcpListener::bind(settings.inbound.listen.as_str())
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on inbound.listen {}: {e}",
-                settings.inbound.listen
-            )
-        })?;
+    let listener = net::bind("inbound.listen", &settings.inbound.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = ex.spawn(net::smtp::serve(listener, ctx.clone(), ex.clone(), stop));
     Ok((task, ctx, addr))
@@ -160,14 +153,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
 
     let ex = Arc::new(smol::Executor::new());
     let result = smol::block_on(ex.run(async {
-        let listener = smol::net::TcpListener::bind(settings.console.listen.as_str())
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot listen on console.listen {}: {e}",
-                    settings.console.listen
-                )
-            })?;
+        let listener = net::bind("console.listen", &settings.console.listen).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let front = ex.spawn(net::https::run(
             listener,
@@ -200,7 +186,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
-            app.data_dir().display()
+            app.data_dir.display()
         );
 
         use smol::stream::StreamExt;

@@ -40,8 +40,6 @@ pub struct ReplyRecord {
     pub status: String,
     pub from: String,
     pub to: String,
-    /// Accepted only to be dropped (no-reply addresses).
-    pub discard: bool,
     pub message_id: Option<String>,
     pub received_at: String,
     pub tls: bool,
@@ -166,7 +164,6 @@ impl Spool {
                 status: if *discard { "discarded" } else { "pending" }.into(),
                 from: m.mail_from.to_string(),
                 to: to.clone(),
-                discard: *discard,
                 message_id: m.message_id.clone(),
                 received_at: received_at.clone(),
                 tls: m.tls,
@@ -317,20 +314,18 @@ fn committer(
         let t0 = std::time::Instant::now();
         let n = group.len();
         let mut applied = Vec::with_capacity(group.len());
-        let mut results = Vec::with_capacity(group.len());
         for job in group {
             let r = if faults.commit.load(Ordering::Relaxed) {
                 Err("injected commit failure".to_string())
             } else {
                 tree.apply_batch(job.batch).map_err(|e| e.to_string())
             };
-            results.push(r.is_ok());
             applied.push((job.keys, job.done, r));
         }
         let t1 = std::time::Instant::now();
         let flushed = if faults.sync.load(Ordering::Relaxed) {
             Err("injected sync failure".to_string())
-        } else if results.iter().any(|ok| *ok) {
+        } else if applied.iter().any(|(_, _, r)| r.is_ok()) {
             db.flush()
                 .map(|_| ())
                 .map_err(|e| e.to_string())

@@ -31,14 +31,7 @@ pub async fn run(
     let acceptor = futures_rustls::TlsAcceptor::from(tls);
     let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("console: accept failed: {e}");
-                smol::Timer::after(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = super::accept(&listener, "console").await;
         let Some(permit) = slots.try_acquire_arc() else {
             log::warn!("console: {MAX_CONNECTIONS} connections open: closed a new one from {peer}");
             drop(tcp);

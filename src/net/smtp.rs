@@ -84,14 +84,7 @@ pub async fn serve(
     stop: smol::channel::Receiver<()>,
 ) {
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("smtp: accept failed: {e}");
-                smol::Timer::after(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = super::accept(&listener, "smtp").await;
         let _ = tcp.set_nodelay(true);
         let (ctx2, stop) = (ctx.clone(), stop.clone());
         ctx.active.fetch_add(1, Ordering::AcqRel);
@@ -198,17 +191,7 @@ async fn session(
         }
         server.greet(Instant::now());
     }
-    let mut stopping = false;
-    let outcome = drive(
-        &mut server,
-        &mut conn,
-        &mut buf,
-        &ctx,
-        &client,
-        &stop,
-        &mut stopping,
-    )
-    .await;
+    let outcome = drive(&mut server, &mut conn, &mut buf, &ctx, &client, &stop).await;
     if outcome.is_ok()
         && let Conn::Tls(tls) = &mut conn
     {
@@ -238,8 +221,9 @@ async fn drive(
     ctx: &Inbound,
     client: &str,
     stop: &smol::channel::Receiver<()>,
-    stopping: &mut bool,
 ) -> std::io::Result<()> {
+    // Set once the service said stop: the session then finishes on its own terms.
+    let mut stopping = false;
     loop {
         let out = server.take_output();
         if !out.is_empty() {
@@ -315,7 +299,7 @@ async fn drive(
             smol::Timer::at(deadline).await;
             None
         };
-        let got = if *stopping {
+        let got = if stopping {
             read.or(timer).await
         } else {
             let stopped = async {
@@ -336,8 +320,8 @@ async fn drive(
                 ));
             }
             Some(Ok(n)) => server.receive(&buf[..n], Instant::now()),
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted && !*stopping => {
-                *stopping = true;
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted && !stopping => {
+                stopping = true;
                 server.shutdown();
             }
             Some(Err(e)) => return Err(e),

@@ -86,10 +86,6 @@ impl Reply {
             None => format!("{} {text}", self.code),
         }
     }
-
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
 }
 
 /// A command as the server understands it.

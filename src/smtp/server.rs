@@ -288,19 +288,6 @@ impl Server {
         matches!(self.mode, Mode::Closed)
     }
 
-    /// The shared DATA budget this session draws on.
-    pub fn config_budget(&self) -> Arc<DataBudget> {
-        self.config.budget.clone()
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
-    pub fn helo(&self) -> Option<&str> {
-        self.helo.as_deref()
-    }
-
     /// Reply bytes to write now.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
@@ -369,8 +356,7 @@ impl Server {
                 "Error: queue file write error, try again later",
             )),
         }
-        if self.shutting_down {
-            self.close_with(self.shutting_down_reply());
+        if self.close_if_shutting_down() {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
@@ -418,6 +404,14 @@ impl Server {
     pub(super) fn tls_required(&self) -> Option<Reply> {
         (self.config.tls_enforced && !self.tls)
             .then(|| Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"))
+    }
+
+    /// After a message in flight while the service stops: `421 4.3.2` and close. True if so.
+    fn close_if_shutting_down(&mut self) -> bool {
+        if self.shutting_down {
+            self.close_with(self.shutting_down_reply());
+        }
+        self.shutting_down
     }
 
     /// The `421 4.3.2` a session gets when the service stops.
@@ -473,9 +467,7 @@ impl Server {
                 "4.3.1",
                 "Insufficient system storage, try again later",
             ));
-            if self.shutting_down {
-                self.close_with(self.shutting_down_reply());
-            }
+            self.close_if_shutting_down();
             return;
         }
         if rx.overflowed() {
@@ -485,9 +477,7 @@ impl Server {
                 None => "Message size exceeds fixed limit",
             };
             self.reply(Reply::new(552, "5.3.4", text));
-            if self.shutting_down {
-                self.close_with(self.shutting_down_reply());
-            }
+            self.close_if_shutting_down();
             return;
         }
         self.mode = Mode::Storing;
