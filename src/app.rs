@@ -1,6 +1,7 @@
 //! The running service's shared state: the data directory, sled, the settings store. Handlers
 //! get an `&App` and ask the store for what they need.
 
+use crate::durable::Durable;
 use crate::inbound::spool::Spool;
 use crate::replies::token::ReplyKey;
 use crate::settings::SettingsStore;
@@ -24,6 +25,8 @@ pub struct App {
     pub data_dir: PathBuf,
     pub db: sled::Db,
     pub settings: SettingsStore,
+    /// Group commit to disk, shared by the queues.
+    pub durable: Arc<Durable>,
     /// The durable reply queue (inbound mail).
     pub spool: Arc<Spool>,
     /// The reply-address MAC key.

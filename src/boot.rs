@@ -120,7 +120,9 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     log::info!("settings version {} in force", applied.version);
     let reply_key = crate::replies::token::ReplyKey::load_or_create(&db)
         .map_err(|e| other("reply-address key", &e))?;
-    let spool = crate::inbound::spool::Spool::open(&db, Some(&data_dir.join(paths::DB)))
+    let durable = crate::durable::Durable::open(&db, Some(&data_dir.join(paths::DB)))
+        .map_err(|e| other("store", &e))?;
+    let spool = crate::inbound::spool::Spool::open(&db, durable.clone())
         .map_err(|e| other("reply queue", &e))?;
 
     Ok(Booted {
@@ -128,6 +130,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             data_dir,
             db,
             settings: store,
+            durable,
             spool,
             reply_key,
             started: Instant::now(),

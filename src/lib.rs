@@ -16,6 +16,7 @@
 //! - [`replies`]: reply addresses (mint and verify).
 //! - [`maillog`]: Postfix-style `mail.log`.
 //! - [`control`]: the CLI's client for `<data>/control.sock`.
+//! - [`durable`]: group commit of sled writes, synced to disk before the caller hears `Ok`.
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod console;
 pub mod control;
 pub mod crypto;
+pub mod durable;
 pub mod inbound;
 pub mod logging;
 pub mod maillog;

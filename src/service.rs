@@ -191,7 +191,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
 
         use smol::stream::StreamExt;
         let mut signals = signals;
-        let fatal = app.spool.fatal.clone();
+        let fatal = app.durable.fatal.clone();
         // Why the service stops: a signal (exit 0) or the spool's disk failure (exit 1).
         let fatal_error = async {
             let signal = signals.next().await.and_then(|s| s.ok());

@@ -30,9 +30,11 @@ fn app() -> Arc<App> {
     .unwrap();
     store.save_pending(s).unwrap();
     store.apply_pending().unwrap();
-    let spool = crate::inbound::spool::Spool::open(&db, None).unwrap();
+    let durable = crate::durable::Durable::open(&db, None).unwrap();
+    let spool = crate::inbound::spool::Spool::open(&db, durable.clone()).unwrap();
     Arc::new(App {
         data_dir: std::env::temp_dir(),
+        durable,
         spool,
         reply_key: crate::replies::token::ReplyKey::from_bytes(b"test key"),
         db,

@@ -2,24 +2,18 @@
 //! id) and one record per recipient (`r` + queue id + index), in one atomic batch; the `250`
 //! goes out only after the flush that makes the batch durable has returned.
 //!
-//! Group commit: sessions hand their batches to one committer thread, which applies every batch
-//! that is waiting and then flushes once for all of them, so concurrent sessions share fsyncs
-//! instead of queueing behind each other's.
+//! The writes go through [`Durable`]'s group commit, so concurrent sessions share fsyncs.
 
 use crate::clock;
+use crate::durable::Durable;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 const TREE: &str = "inbound";
 const DATA: u8 = b'd';
 const REPLY: u8 = b'r';
-/// Batches a commit takes at most, so one flush never waits on an unbounded queue.
-const GROUP_MAX: usize = 512;
 
 /// A queue id: sortable by time of acceptance, shown as uppercase hex like Postfix's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,64 +53,17 @@ pub struct Incoming<'a> {
     pub message_id: Option<String>,
 }
 
-type Done = smol::channel::Sender<Result<(), String>>;
-
-struct Job {
-    batch: sled::Batch,
-    keys: Vec<Vec<u8>>,
-    done: Done,
-}
-
 pub struct Spool {
     tree: sled::Tree,
-    jobs: smol::channel::Sender<Job>,
     next_id: AtomicU64,
-    /// Tests make the next commits fail (a batch that cannot be applied), to show what a
-    /// client then gets.
-    pub fail_commits: Arc<AtomicBool>,
-    /// Tests make the next flush-and-sync fail (the disk failing).
-    pub fail_syncs: Arc<AtomicBool>,
-    committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Says why, once, when the disk failed and the spool stopped taking mail: the service then
-    /// exits non-zero so that it is restarted and sled recovers from what is on disk.
-    pub fatal: smol::channel::Receiver<String>,
-}
-
-impl Drop for Spool {
-    /// Lets the committer finish what it has and stop, so sled is closed when this returns.
-    fn drop(&mut self) {
-        self.jobs.close();
-        let handle = self
-            .committer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-    }
+    /// Where the writes are made durable (tests inject disk failures there).
+    pub durable: Arc<Durable>,
 }
 
 impl Spool {
-    /// Opens the queue and starts the committer thread (it ends when the spool is dropped).
-    /// `db_dir` is sled's folder, whose files the committer syncs itself (see [`DiskSync`]);
-    /// `None` for a temporary database in tests.
-    pub fn open(db: &sled::Db, db_dir: Option<&Path>) -> Result<Arc<Spool>, String> {
+    /// Opens the queue in `db`, committing through `durable`.
+    pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
-        let (tx, rx) = smol::channel::unbounded::<Job>();
-        let fail = Arc::new(AtomicBool::new(false));
-        let disk = db_dir.map(DiskSync::open).transpose()?;
-        let fail_syncs = Arc::new(AtomicBool::new(false));
-        let (t, d) = (tree.clone(), db.clone());
-        let faults = Faults {
-            commit: fail.clone(),
-            sync: fail_syncs.clone(),
-        };
-        let (fatal_tx, fatal_rx) = smol::channel::bounded(1);
-        let handle = std::thread::Builder::new()
-            .name("spool-commit".into())
-            .spawn(move || committer(t, d, rx, faults, disk, fatal_tx))
-            .map_err(|e| e.to_string())?;
         // Ids grow with time and never repeat: start past the newest stored one.
         let newest_of = |prefix: u8| {
             tree.scan_prefix([prefix])
@@ -133,12 +80,8 @@ impl Spool {
         let now = clock::unix_millis(SystemTime::now()) as u64 * 1000;
         Ok(Arc::new(Spool {
             tree,
-            jobs: tx,
             next_id: AtomicU64::new(now.max(newest + 1)),
-            fail_commits: fail,
-            fail_syncs,
-            committer: std::sync::Mutex::new(Some(handle)),
-            fatal: fatal_rx,
+            durable,
         }))
     }
 
@@ -146,15 +89,12 @@ impl Spool {
     pub async fn store(&self, m: Incoming<'_>) -> Result<(QueueId, Vec<ReplyRecord>), String> {
         let id = QueueId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let received_at = clock::rfc3339(SystemTime::now());
-        let mut batch = sled::Batch::default();
-        let mut keys = Vec::with_capacity(m.rcpts.len() + 1);
+        let mut writes = Vec::with_capacity(m.rcpts.len() + 1);
         // Mail only to no-reply addresses is accepted and dropped: its records say so, and its
         // body is not kept (nothing will read it, and keeping it would let anyone fill the disk).
         let keep_body = m.rcpts.iter().any(|(_, discard)| !discard);
         if keep_body {
-            let data_key = key(DATA, id, None);
-            batch.insert(data_key.clone(), m.data);
-            keys.push(data_key);
+            writes.push((key(DATA, id, None), m.data.to_vec()));
         }
         let mut records = Vec::with_capacity(m.rcpts.len());
         for (n, (to, discard)) in m.rcpts.iter().enumerate() {
@@ -171,19 +111,11 @@ impl Spool {
                 helo: m.helo.to_string(),
                 size: m.data.len(),
             };
-            let k = key(REPLY, id, Some(n));
-            batch.insert(k.clone(), serde_json::to_vec(&rec).expect("serializes"));
-            keys.push(k);
+            let rec_bytes = serde_json::to_vec(&rec).expect("serializes");
+            writes.push((key(REPLY, id, Some(n)), rec_bytes));
             records.push(rec);
         }
-        let (done, wait) = smol::channel::bounded(1);
-        self.jobs
-            .send(Job { batch, keys, done })
-            .await
-            .map_err(|_| "the spool is closed".to_string())?;
-        wait.recv()
-            .await
-            .map_err(|_| "the spool committer stopped".to_string())??;
+        self.durable.commit(&self.tree, writes).await?;
         Ok((id, records))
     }
 
@@ -223,169 +155,13 @@ fn key(kind: u8, id: QueueId, n: Option<u16>) -> Vec<u8> {
     k
 }
 
-/// What sled's `flush` leaves undone. sled 0.34 makes its log stable with
-/// `sync_file_range`, which writes the data but neither the file's metadata (its growing size) nor
-/// the drive's cache, and it writes values too large for its log (over about 128 KiB) as blob
-/// files that it never syncs. So after each flush the committer `fdatasync`s the log file and
-/// `fsync`s every blob file (and the blob folder) it has not synced before: only then is a message
-/// on disk.
-pub struct DiskSync {
-    log: File,
-    blobs: PathBuf,
-    synced: HashSet<std::ffi::OsString>,
-}
-
-impl DiskSync {
-    fn open(dir: &Path) -> Result<DiskSync, String> {
-        let log = File::open(dir.join("db")).map_err(|e| format!("sled log: {e}"))?;
-        Ok(DiskSync {
-            log,
-            blobs: dir.join("blobs"),
-            synced: HashSet::new(),
-        })
-    }
-
-    /// Blobs first (the log refers to them), then the log. The blob folder is listed every time:
-    /// its mtime cannot tell, as directory timestamps may be coarser than a commit.
-    fn sync(&mut self) -> std::io::Result<()> {
-        let mut new_blob = false;
-        if let Ok(entries) = std::fs::read_dir(&self.blobs) {
-            let mut seen = HashSet::new();
-            for e in entries.flatten() {
-                let name = e.file_name();
-                if !self.synced.contains(&name) && sync_file(&e.path())? {
-                    new_blob = true;
-                }
-                seen.insert(name);
-            }
-            // Forget blobs sled has since removed.
-            self.synced = seen;
-        }
-        if new_blob {
-            File::open(&self.blobs)?.sync_all()?;
-        }
-        self.log.sync_data()
-    }
-}
-
-/// `fsync`s one file; `Ok(false)` when it is gone already (sled removes blob files it has
-/// collected, possibly between our listing of the folder and this call).
-fn sync_file(path: &Path) -> std::io::Result<bool> {
-    match File::open(path) {
-        Ok(f) => f.sync_all().map(|()| true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Failures tests inject.
-struct Faults {
-    commit: Arc<AtomicBool>,
-    sync: Arc<AtomicBool>,
-}
-
-/// Applies every waiting batch, flushes once, answers all. A batch whose commit failed is removed
-/// again (best effort), so nothing half-written is kept for a message that got `451`.
-fn committer(
-    tree: sled::Tree,
-    db: sled::Db,
-    jobs: smol::channel::Receiver<Job>,
-    faults: Faults,
-    mut disk: Option<DiskSync>,
-    fatal: smol::channel::Sender<String>,
-) {
-    // After a failed flush or sync nothing written later can be trusted to be durable (the
-    // kernel may have dropped the pages that failed): refuse everything until a restart.
-    let mut stopped: Option<String> = None;
-    while let Ok(first) = jobs.recv_blocking() {
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
-        if let Some(why) = &stopped {
-            for job in group {
-                let _ = job.done.try_send(Err(why.clone()));
-            }
-            continue;
-        }
-        let t0 = std::time::Instant::now();
-        let n = group.len();
-        let mut applied = Vec::with_capacity(group.len());
-        for job in group {
-            let r = if faults.commit.load(Ordering::Relaxed) {
-                Err("injected commit failure".to_string())
-            } else {
-                tree.apply_batch(job.batch).map_err(|e| e.to_string())
-            };
-            applied.push((job.keys, job.done, r));
-        }
-        let t1 = std::time::Instant::now();
-        let flushed = if faults.sync.load(Ordering::Relaxed) {
-            Err("injected sync failure".to_string())
-        } else if applied.iter().any(|(_, _, r)| r.is_ok()) {
-            db.flush()
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-                .and_then(|()| match disk.as_mut() {
-                    Some(d) => d.sync().map_err(|e| format!("fsync: {e}")),
-                    None => Ok(()),
-                })
-        } else {
-            Ok(())
-        };
-        log::trace!(
-            "spool: committed {n} messages: apply {:?}, flush and sync {:?}",
-            t1 - t0,
-            t1.elapsed()
-        );
-        if let Err(e) = &flushed {
-            // Take back what this group wrote, as durably as the disk still allows, so a message
-            // answered 451 does not come back after a restart (the sender will retry it).
-            for (keys, _, _) in &applied {
-                for k in keys {
-                    let _ = tree.remove(k);
-                }
-            }
-            let undone = db
-                .flush()
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    disk.as_mut()
-                        .map_or(Ok(()), |d| d.sync().map_err(|e| e.to_string()))
-                });
-            let why = format!("the reply queue stopped after a disk error ({e}); restart herald");
-            log::error!(
-                "spool: flush or sync failed: {e}; refusing mail from now on{}",
-                if undone.is_err() {
-                    " (the failed group could not be taken back)"
-                } else {
-                    ""
-                }
-            );
-            let _ = fatal.try_send(why.clone());
-            stopped = Some(why);
-        }
-        for (keys, done, r) in applied {
-            let r = r.and(flushed.clone());
-            if let (Err(e), Ok(())) = (&r, &flushed) {
-                // This batch alone failed to apply; the others are durable.
-                log::error!("spool: commit failed: {e}");
-                for k in keys {
-                    let _ = tree.remove(k);
-                }
-            }
-            let _ = done.try_send(r);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open(db: &sled::Db, dir: Option<&std::path::Path>) -> Arc<Spool> {
+        Spool::open(db, Durable::open(db, dir).unwrap()).unwrap()
+    }
 
     fn incoming<'a>(rcpts: &'a [(String, bool)], data: &'a [u8]) -> Incoming<'a> {
         Incoming {
@@ -402,7 +178,7 @@ mod tests {
     #[test]
     fn stores_lists_and_keeps_order() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db, None).unwrap();
+        let spool = open(&db, None);
         let rcpts = vec![
             ("r1@reply.x".to_string(), false),
             ("n@noreply.x".to_string(), true),
@@ -426,7 +202,7 @@ mod tests {
         assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 0);
         // A reopened spool never reuses an id.
         drop(spool);
-        let again = Spool::open(&db, None).unwrap();
+        let again = open(&db, None);
         assert!(again.next_id.load(Ordering::Relaxed) > id2.0);
     }
 
@@ -434,7 +210,7 @@ mod tests {
     #[test]
     fn discard_only_mail_keeps_no_body() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db, None).unwrap();
+        let spool = open(&db, None);
         let rcpts = vec![
             ("a@noreply.x".to_string(), true),
             ("b@noreply.x".to_string(), true),
@@ -454,20 +230,14 @@ mod tests {
         assert_eq!(spool.data(id2).unwrap().unwrap(), b"reply");
         // Ids still never repeat after a restart, bodies or not.
         drop(spool);
-        assert!(
-            Spool::open(&db, None)
-                .unwrap()
-                .next_id
-                .load(Ordering::Relaxed)
-                > id2.0
-        );
+        assert!(open(&db, None).next_id.load(Ordering::Relaxed) > id2.0);
     }
 
     #[test]
     fn a_failed_commit_keeps_nothing() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db, None).unwrap();
-        spool.fail_commits.store(true, Ordering::Relaxed);
+        let spool = open(&db, None);
+        spool.durable.fail_commits.store(true, Ordering::Relaxed);
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         assert!(smol::block_on(spool.store(incoming(&rcpts, b"x"))).is_err());
         assert!(spool.replies(None, 10).unwrap().is_empty());
@@ -479,14 +249,18 @@ mod tests {
     #[test]
     fn a_failed_sync_takes_the_group_back_and_stops_the_spool() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db, None).unwrap();
+        let spool = open(&db, None);
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         smol::block_on(spool.store(incoming(&rcpts, b"first"))).unwrap();
-        spool.fail_syncs.store(true, Ordering::Relaxed);
+        spool.durable.fail_syncs.store(true, Ordering::Relaxed);
         assert!(smol::block_on(spool.store(incoming(&rcpts, b"second"))).is_err());
-        let why = spool.fatal.try_recv().expect("the service is told to stop");
+        let why = spool
+            .durable
+            .fatal
+            .try_recv()
+            .expect("the service is told to stop");
         assert!(why.contains("restart"), "{why}");
-        spool.fail_syncs.store(false, Ordering::Relaxed);
+        spool.durable.fail_syncs.store(false, Ordering::Relaxed);
         let third = smol::block_on(spool.store(incoming(&rcpts, b"third"))).unwrap_err();
         assert!(third.contains("disk error"), "{third}");
         assert_eq!(
@@ -499,7 +273,7 @@ mod tests {
     #[test]
     fn concurrent_stores_share_commits() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let spool = Spool::open(&db, None).unwrap();
+        let spool = open(&db, None);
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         let ex = smol::Executor::new();
         let tasks: Vec<_> = (0..200)
@@ -532,7 +306,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-spool-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let db = sled::Config::new().path(&dir).open().unwrap();
-        let spool = Spool::open(&db, Some(&dir)).unwrap();
+        let spool = open(&db, Some(&dir));
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         let big = vec![b'x'; 300 * 1024];
         let (id, _) = smol::block_on(spool.store(incoming(&rcpts, &big))).unwrap();
@@ -542,7 +316,7 @@ mod tests {
         drop(spool);
         drop(db);
         let db = sled::Config::new().path(&dir).open().unwrap();
-        let spool = Spool::open(&db, Some(&dir)).unwrap();
+        let spool = open(&db, Some(&dir));
         assert_eq!(spool.data(id).unwrap().unwrap().len(), big.len());
         assert_eq!(spool.data(small).unwrap().unwrap(), b"small");
         drop(spool);
@@ -550,24 +324,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Regression: sled removes blob files while the committer lists them (seen under
-    /// `make bench` with 100 sessions of 20 KB messages: every commit in the group got 451).
-    #[test]
-    fn a_blob_gone_before_its_fsync_is_not_an_error() {
-        let missing = std::env::temp_dir().join("herald-no-such-blob-file");
-        assert!(!sync_file(&missing).unwrap());
-        let here = std::env::temp_dir().join(format!("herald-blob-{}", std::process::id()));
-        std::fs::write(&here, b"x").unwrap();
-        assert!(sync_file(&here).unwrap());
-        std::fs::remove_file(&here).unwrap();
-    }
-
     #[test]
     fn many_concurrent_large_messages_all_commit() {
         let dir = std::env::temp_dir().join(format!("herald-spool-gc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let db = sled::Config::new().path(&dir).open().unwrap();
-        let spool = Spool::open(&db, Some(&dir)).unwrap();
+        let spool = open(&db, Some(&dir));
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         let body = vec![b'y'; 20 * 1024];
         let ex = smol::Executor::new();
