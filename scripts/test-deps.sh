@@ -45,6 +45,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The smarthost test peer (tests/peers/smarthost.py) is built on aiosmtpd, pinned.
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "test-deps: installing aiosmtpd==1.4.6"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
+
 # make lint needs rustfmt and clippy with the toolchain.
 if command -v rustup >/dev/null 2>&1; then
   for c in rustfmt clippy; do

@@ -19,6 +19,8 @@ pub mod paths {
     pub const INITIAL_PASSWORD: &str = "initial-console-password";
     pub const LOGS: &str = "logs";
     pub const MAIL_LOG: &str = "logs/mail.log";
+    /// Console events and every test email's SMTP conversation (SPEC §5).
+    pub const UNICORN_LOG: &str = "logs/enterprise-manage-logs/unicorn.log";
 }
 
 pub struct App {
@@ -27,6 +29,10 @@ pub struct App {
     pub settings: SettingsStore,
     /// Group commit to disk, shared by the queues.
     pub durable: Arc<Durable>,
+    /// The durable notification queue (outbound mail).
+    pub queue: Arc<crate::outbound::queue::Queue>,
+    /// Postfix-style mail.log, shared by inbound and outbound.
+    pub maillog: Arc<crate::maillog::MailLog>,
     /// The durable reply queue (inbound mail).
     pub spool: Arc<Spool>,
     /// The reply-address MAC key.

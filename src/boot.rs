@@ -124,6 +124,11 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .map_err(|e| other("store", &e))?;
     let spool = crate::inbound::spool::Spool::open(&db, durable.clone())
         .map_err(|e| other("reply queue", &e))?;
+    let queue = crate::outbound::queue::Queue::open(&db, durable.clone())
+        .map_err(|e| other("notification queue", &e))?;
+    let log_path = data_dir.join(paths::MAIL_LOG);
+    let maillog = crate::maillog::MailLog::open(&log_path, &applied.settings.hostname)
+        .map_err(|e| other(&format!("{}", log_path.display()), &e))?;
 
     Ok(Booted {
         app: Arc::new(App {
@@ -131,6 +136,8 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             db,
             settings: store,
             durable,
+            queue,
+            maillog: Arc::new(maillog),
             spool,
             reply_key,
             started: Instant::now(),

@@ -17,6 +17,9 @@ usage:
                                              for the application's set-up
   herald config set KEY VALUE [KEY VALUE ...] [--data DIR]
                                              save pending values (validated together)
+  herald test-email TO [--data DIR]          send the test email with the current settings (pending
+                                             values included); print the SMTP transcript; exit 0
+                                             only when the server accepted it
   herald reply-address KIND THREAD_ID USER_ID
                                              print a valid reply address (KIND: issue, pull_request,
                                              commit, discussion), to test the inbound path by hand
@@ -66,13 +69,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             finish(config_set(&data, pairs))
         }
         ["version"] => finish(version(&data)),
+        ["test-email", to] => finish(test_email(&data, to)),
         ["reply-address", kind, thread, user] => finish(reply_address(&data, kind, thread, user)),
         ["help"] | ["--help"] | ["-h"] => {
             println!("{USAGE}");
             0
         }
         [] => usage_error("no command given"),
-        [cmd, ..] if ["run", "config", "version", "reply-address"].contains(cmd) => {
+        [cmd, ..] if ["run", "config", "version", "reply-address", "test-email"].contains(cmd) => {
             usage_error(&format!("wrong arguments for `{}`", words.join(" ")))
         }
         [cmd, ..] => usage_error(&format!("unknown command `{cmd}`")),
@@ -287,6 +291,31 @@ fn config_set(data: &std::path::Path, pairs: &[&str]) -> Result<(), Outcome> {
             Ok(())
         }
         _ => Err(Outcome::Failed(error_text(&reply))),
+    }
+}
+
+fn test_email(data: &std::path::Path, to: &str) -> Result<(), Outcome> {
+    let body = serde_json::json!({ "to": to }).to_string();
+    let reply = control::request(data, "POST", "/manage/v1/email/test", Some(body.as_bytes()))?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    let j = reply.json()?;
+    for line in j
+        .get("transcript")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!("{}", shown(line));
+    }
+    match j.get("error").and_then(Json::as_str) {
+        None if j.get("ok") == Some(&Json::Bool(true)) => {
+            println!("test email to {to}: sent");
+            Ok(())
+        }
+        None => Err(Outcome::Failed("the service gave no outcome".into())),
+        Some(e) => Err(Outcome::Failed(format!("test email to {to} failed: {e}"))),
     }
 }
 

@@ -10,8 +10,9 @@
 //! - [`service`]: the running process: listeners, signals, drain, exit.
 //! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
 //! - [`console`]: the HTTP router (manage API, application API) and its tiny-http adapters.
-//! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server state machine.
+//! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server and client state machines.
 //! - [`net`]: smol adapters: TLS identity, the HTTPS front of the console, the port-25 listener.
+//! - [`outbound`]: the messages herald sends, the smarthost session adapter, the test email.
 //! - [`inbound`]: the recipient policy and the durable reply queue (sled, group commit).
 //! - [`replies`]: reply addresses (mint and verify).
 //! - [`maillog`]: Postfix-style `mail.log`.
@@ -36,6 +37,7 @@ pub mod inbound;
 pub mod logging;
 pub mod maillog;
 pub mod net;
+pub mod outbound;
 pub mod replies;
 pub mod service;
 pub mod settings;

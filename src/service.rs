@@ -43,8 +43,6 @@ async fn start_inbound(
     use crate::smtp::server::{Config, Timeouts};
     let tls = net::tls::server_config(&app.db, settings, &[])
         .map_err(|e| format!("inbound certificate: {e}"))?;
-    let maillog = crate::maillog::MailLog::open(&app.path(paths::MAIL_LOG), &settings.hostname)
-        .map_err(|e| format!("cannot open {}: {e}", app.path(paths::MAIL_LOG).display()))?;
     let max = settings.inbound.max_connections as usize;
     let ctx = Arc::new(net::smtp::Inbound {
         config: Config {
@@ -64,7 +62,7 @@ async fn start_inbound(
         )),
         tls: Some(futures_rustls::TlsAcceptor::from(tls)),
         spool: app.spool.clone(),
-        maillog: Arc::new(maillog),
+        maillog: app.maillog.clone(),
         slots: Arc::new(smol::lock::Semaphore::new(max)),
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         per_client: Default::default(),
@@ -183,6 +181,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             );
             None
         };
+        let worker = Arc::new(crate::outbound::worker::Worker { app: app.clone() });
+        let (worker_stop, worker_stopped) = smol::channel::bounded::<()>(1);
+        let worker_task = ex.spawn(worker.run(worker_stopped));
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
@@ -206,6 +207,14 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         })
         .await;
         front.cancel().await;
+        // The worker finishes the message it is sending (its outcome is recorded) or is
+        // dropped after the drain time: a message cut off mid-send stays queued and goes again.
+        drop(worker_stop);
+        let _ = worker_task
+            .or(async {
+                smol::Timer::after(DRAIN).await;
+            })
+            .await;
         if let Some((task, ctx)) = inbound {
             task.cancel().await;
             drop(stop_tx); // every session: 421 4.3.2 between commands, or finish the message

@@ -26,6 +26,14 @@ pub fn route(app: &App, req: &Request) -> Response {
             "GET" => get_secret(app, req),
             _ => method_not_allowed(req, "GET"),
         },
+        "/manage/v1/email/test" => match req.method.as_str() {
+            "POST" => super::email::test(app, req),
+            _ => method_not_allowed(req, "POST"),
+        },
+        "/manage/v1/queue" => match req.method.as_str() {
+            "GET" => super::api::list(app, req),
+            _ => method_not_allowed(req, "GET"),
+        },
         "/manage/v1/replies" => match req.method.as_str() {
             "GET" => get_replies(app, req),
             _ => method_not_allowed(req, "GET"),

@@ -6,7 +6,9 @@
 //! are its authentication); on the console listener `/manage/v1/*` needs HTTP Basic
 //! `api_key:<console password>` and `/api/v1/*` the bearer `api.token`.
 
+mod api;
 pub mod auth;
+mod email;
 mod manage;
 pub mod serve;
 
@@ -110,7 +112,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
         return manage::route(app, req);
     }
     if path.starts_with("/api/") {
-        return Response::error(404, &format!("no such endpoint: {} {}", req.method, path));
+        return api::route(app, req);
     }
     if path == "/static/herald.css" {
         return match req.method.as_str() {

@@ -32,8 +32,13 @@ fn app() -> Arc<App> {
     store.apply_pending().unwrap();
     let durable = crate::durable::Durable::open(&db, None).unwrap();
     let spool = crate::inbound::spool::Spool::open(&db, durable.clone()).unwrap();
+    let queue = crate::outbound::queue::Queue::open(&db, durable.clone()).unwrap();
+    let dir = std::env::temp_dir().join(format!("herald-console-tests-{}", std::process::id()));
+    let maillog = crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example").unwrap();
     Arc::new(App {
-        data_dir: std::env::temp_dir(),
+        data_dir: dir,
+        queue,
+        maillog: Arc::new(maillog),
         durable,
         spool,
         reply_key: crate::replies::token::ReplyKey::from_bytes(b"test key"),

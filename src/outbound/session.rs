@@ -1,0 +1,448 @@
+//! The smol adapter for one connection to the smarthost: connect, move bytes between the socket
+//! and the sans-IO [`Client`], do the TLS handshakes it asks for, enforce its deadlines, and keep
+//! the transcript in unicorn.log's form. Protocol decisions are the machine's.
+
+use crate::settings::{Auth, Settings, TlsMode as SettingsTls};
+use crate::smtp::client::{
+    Client, ClientConfig, Credentials, Event, Failure, Kind, Mechanism, Said, Stage, Timeouts,
+    TlsMode,
+};
+use crate::smtp::replies::ServerReply;
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Connecting (DNS and TCP) may take this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Writing one block of data may take this long (RFC 5321 §4.5.3.2.5: 3 minutes).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Where and how to connect, taken from the settings.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub client: ClientConfig,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl Target {
+    /// The target the settings describe; an error names the setting that cannot work.
+    pub fn from_settings(
+        s: &Settings,
+        timeouts: Timeouts,
+        transcript: bool,
+    ) -> Result<Target, Failure> {
+        let config_error =
+            |detail: String| Failure::new(Kind::Config, true, Stage::Connect, detail);
+        if s.smtp.address.is_empty() {
+            return Err(config_error(
+                "smtp.address is empty: enter the SMTP server's address".into(),
+            ));
+        }
+        let tls = super::tls::client_config(&s.smtp).map_err(config_error)?;
+        let mechanism = match s.smtp.authentication {
+            Auth::None => None,
+            Auth::Plain => Some(Mechanism::Plain),
+            Auth::Login => Some(Mechanism::Login),
+            Auth::CramMd5 => Some(Mechanism::CramMd5),
+        };
+        Ok(Target {
+            host: s.smtp.address.clone(),
+            port: s.smtp.port,
+            client: ClientConfig {
+                helo_name: s.ehlo_domain().to_string(),
+                tls: match s.smtp.tls {
+                    SettingsTls::StarttlsAuto => TlsMode::StartTlsAuto,
+                    SettingsTls::StarttlsRequired => TlsMode::StartTlsRequired,
+                    SettingsTls::Implicit => TlsMode::Implicit,
+                    SettingsTls::Off => TlsMode::Off,
+                },
+                auth: mechanism.map(|mechanism| Credentials {
+                    mechanism,
+                    username: s.smtp.username.clone(),
+                    password: s.smtp.password.clone(),
+                }),
+                timeouts,
+                transcript,
+            },
+            tls,
+        })
+    }
+}
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+/// One open connection with a session on it.
+pub struct Session {
+    conn: Conn,
+    client: Client,
+    host: String,
+    /// `host[ip]:port`, as Postfix names a relay in mail.log.
+    pub relay: String,
+    tls: Arc<rustls::ClientConfig>,
+    buf: Vec<u8>,
+    /// The conversation so far in unicorn.log's form, when the target asked for it.
+    pub transcript: Vec<String>,
+}
+
+/// A transcript line as unicorn.log shows strings: in double quotes, `\r` `\n` `"` `\\` escaped.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One line of the transcript for one thing said.
+pub fn transcript_line(said: &Said) -> String {
+    match said {
+        Said::Sent(s) => format!("<- {}", quoted(s)),
+        Said::Received(s) => format!("-> {}", quoted(s)),
+        Said::TlsStarted => "TLS connection started".to_string(),
+    }
+}
+
+impl Session {
+    /// Connects and runs the session up to "ready for a message". On failure the transcript up
+    /// to the failure comes back with it.
+    pub async fn open(target: &Target) -> Result<Session, (Failure, Vec<String>)> {
+        let mut transcript = Vec::new();
+        if target.client.transcript {
+            transcript.push(format!(
+                "Connection opened: {}:{}",
+                target.host, target.port
+            ));
+        }
+        let connect = async {
+            TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| describe_connect_error(&target.host, target.port, &e))
+        };
+        let timed_out = async {
+            smol::Timer::after(CONNECT_TIMEOUT).await;
+            Err(Failure::new(
+                Kind::Timeout,
+                false,
+                Stage::Connect,
+                format!(
+                    "connecting to {}:{} took longer than {} s",
+                    target.host,
+                    target.port,
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            ))
+        };
+        let tcp = match connect.or(timed_out).await {
+            Ok(t) => t,
+            Err(f) => return Err((f, transcript)),
+        };
+        let _ = tcp.set_nodelay(true);
+        let relay = match tcp.peer_addr() {
+            Ok(a) => format!("{}[{}]:{}", target.host, a.ip(), a.port()),
+            Err(_) => format!("{}:{}", target.host, target.port),
+        };
+        let implicit = target.client.tls == TlsMode::Implicit;
+        let mut session = Session {
+            conn: Conn::Plain(tcp),
+            client: match Client::new(target.client.clone(), implicit, Instant::now()) {
+                Ok(c) => c,
+                Err(f) => return Err((f, transcript)),
+            },
+            host: target.host.clone(),
+            relay,
+            tls: target.tls.clone(),
+            buf: vec![0u8; READ_BUFFER],
+            transcript,
+        };
+        if implicit && let Err(f) = session.handshake().await {
+            return Err((f, session.transcript));
+        }
+        match session.run(true).await {
+            Event::Ready => Ok(session),
+            Event::Closed(f) => {
+                session.flush_quietly().await;
+                let f = f.unwrap_or_else(|| {
+                    Failure::new(
+                        Kind::Network,
+                        false,
+                        Stage::Greeting,
+                        "the server closed the connection",
+                    )
+                });
+                Err((f, session.transcript))
+            }
+            other => Err((
+                Failure::new(
+                    Kind::Network,
+                    false,
+                    Stage::Greeting,
+                    format!("unexpected session event {other:?}"),
+                ),
+                session.transcript,
+            )),
+        }
+    }
+
+    /// Sends one message. `Ok` is the server's reply to the final dot. After an `Err` the
+    /// session may still be usable: check [`Session::is_ready`].
+    pub async fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        data: &[u8],
+    ) -> Result<ServerReply, Failure> {
+        self.client.submit(from, to, data, Instant::now())?;
+        match self.run(false).await {
+            Event::Delivered(r) => Ok(r),
+            Event::NotDelivered(f) => Err(f),
+            Event::Closed(f) => {
+                self.flush_quietly().await;
+                Err(f.unwrap_or_else(|| {
+                    Failure::new(
+                        Kind::Network,
+                        false,
+                        Stage::Message,
+                        "the server closed the connection",
+                    )
+                }))
+            }
+            other => Err(Failure::new(
+                Kind::Network,
+                false,
+                Stage::Message,
+                format!("unexpected session event {other:?}"),
+            )),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.client.is_ready()
+    }
+
+    /// QUIT and close (at most a few seconds: nothing depends on the answer). Returns the rest
+    /// of the transcript.
+    pub async fn quit(mut self) -> Vec<String> {
+        self.client.quit(Instant::now());
+        let _ = self
+            .run(false)
+            .or(async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                Event::Closed(None)
+            })
+            .await;
+        self.collect_transcript();
+        if let Conn::Tls(t) = &mut self.conn {
+            let _ = t
+                .close()
+                .or(async {
+                    smol::Timer::after(Duration::from_secs(2)).await;
+                    Ok(())
+                })
+                .await;
+        }
+        self.transcript
+    }
+
+    /// The transcript, taking what the machine recorded since the last call.
+    pub fn take_transcript(&mut self) -> Vec<String> {
+        self.collect_transcript();
+        std::mem::take(&mut self.transcript)
+    }
+
+    fn collect_transcript(&mut self) {
+        let said = self.client.take_transcript();
+        self.transcript.extend(said.iter().map(transcript_line));
+    }
+
+    /// Writes what the machine has to say (a polite QUIT after a failure), ignoring errors.
+    async fn flush_quietly(&mut self) {
+        let out = self.client.take_output();
+        if !out.is_empty() {
+            let _ = self
+                .write(&out)
+                .or(async {
+                    smol::Timer::after(Duration::from_secs(2)).await;
+                    Ok(())
+                })
+                .await;
+        }
+        self.collect_transcript();
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.conn {
+            Conn::Plain(s) => s.write_all(bytes).await,
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn read(&mut self) -> std::io::Result<usize> {
+        match &mut self.conn {
+            Conn::Plain(s) => s.read(&mut self.buf).await,
+            Conn::Tls(s) => s.read(&mut self.buf).await,
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(), Failure> {
+        let name = super::tls::server_name(&self.host)
+            .map_err(|d| Failure::new(Kind::Config, true, Stage::StartTls, d))?;
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            return Err(Failure::new(
+                Kind::Tls,
+                false,
+                Stage::StartTls,
+                "TLS is already active",
+            ));
+        };
+        let connector = TlsConnector::from(self.tls.clone());
+        let host = self.host.clone();
+        let tls = async {
+            connector.connect(name, tcp).await.map_err(|e| {
+                Failure::new(
+                    Kind::Tls,
+                    false,
+                    Stage::StartTls,
+                    super::tls::explain(&e, &host),
+                )
+            })
+        }
+        .or(async {
+            smol::Timer::after(CONNECT_TIMEOUT).await;
+            Err(Failure::new(
+                Kind::Timeout,
+                false,
+                Stage::StartTls,
+                "the TLS handshake took too long",
+            ))
+        })
+        .await?;
+        self.conn = Conn::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Moves bytes until the machine has something to say other than "do TLS now".
+    async fn run(&mut self, want_ready: bool) -> Event {
+        loop {
+            let out = self.client.take_output();
+            if !out.is_empty() {
+                let written = self.write(&out).or(async {
+                    smol::Timer::after(WRITE_TIMEOUT).await;
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "writing timed out",
+                    ))
+                });
+                if let Err(e) = written.await {
+                    self.client.on_disconnect(&e.to_string());
+                }
+            }
+            if let Some(event) = self.client.poll_event() {
+                self.collect_transcript();
+                match event {
+                    Event::StartTls => {
+                        match self.handshake().await {
+                            Ok(()) => {
+                                self.client.tls_started(Instant::now());
+                                self.collect_transcript();
+                            }
+                            Err(f) => {
+                                self.collect_transcript();
+                                return Event::Closed(Some(f));
+                            }
+                        }
+                        continue;
+                    }
+                    // "Ready again" after a message is news only to `open`.
+                    Event::Ready if !want_ready => continue,
+                    other => return other,
+                }
+            }
+            if self.client.is_closed() {
+                return Event::Closed(None);
+            }
+            let deadline = self
+                .client
+                .deadline()
+                .unwrap_or_else(|| Instant::now() + Timeouts::RFC5321.command);
+            let read = async { Some(self.read().await) };
+            let got = read
+                .or(async {
+                    smol::Timer::at(deadline).await;
+                    None
+                })
+                .await;
+            match got {
+                None => self.client.on_timeout(Instant::now()),
+                Some(Ok(0)) => self
+                    .client
+                    .on_disconnect("the server closed the connection"),
+                Some(Ok(n)) => self.client.receive(&self.buf[..n], Instant::now()),
+                Some(Err(e)) => self.client.on_disconnect(&e.to_string()),
+            }
+        }
+    }
+}
+
+fn describe_connect_error(host: &str, port: u16, e: &std::io::Error) -> Failure {
+    let detail = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!(
+                "{host}:{port} refused the connection (is the port right, and is the server running?)"
+            )
+        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput => {
+            format!("could not resolve {host}: {e}")
+        }
+        _ if e.to_string().contains("failed to lookup")
+            || e.to_string().contains("Name or service not known") =>
+        {
+            format!("could not resolve {host}: {e}")
+        }
+        _ => format!("could not connect to {host}:{port}: {e}"),
+    };
+    Failure::new(Kind::Network, false, Stage::Connect, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_lines_look_like_the_seed() {
+        assert_eq!(
+            transcript_line(&Said::Received("220 smtp.example.com ESMTP\r\n".into())),
+            r#"-> "220 smtp.example.com ESMTP\r\n""#
+        );
+        assert_eq!(
+            transcript_line(&Said::Sent("EHLO example.com\r\n".into())),
+            r#"<- "EHLO example.com\r\n""#
+        );
+        assert_eq!(transcript_line(&Said::TlsStarted), "TLS connection started");
+        assert_eq!(quoted("a\"b\\c\x01"), r#""a\"b\\c\x01""#);
+    }
+}

@@ -1,0 +1,123 @@
+//! The test email (seed: "Test email delivery"): one message sent now with the given settings,
+//! the outcome in plain words, and the whole conversation appended to unicorn.log in the seed's
+//! form with credentials redacted.
+
+use super::session::{Session, Target};
+use crate::settings::Settings;
+use crate::smtp::client::{Failure, Kind, Timeouts};
+use serde::Serialize;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// An administrator is waiting: no single wait of the test is longer than this.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub transcript: Vec<String>,
+}
+
+/// The first line of each test in unicorn.log, and the body of the test email.
+pub fn body_line(hostname: &str) -> String {
+    format!("This is a test email generated from https://{hostname}/setup/settings")
+}
+
+/// The headline of each kind of failure: what the administrator reads first.
+pub fn headline(f: &Failure) -> &'static str {
+    match f.kind {
+        Kind::Rejected => "The SMTP server refused the email (immediate delivery error)",
+        Kind::Config => "Outbound email configuration error",
+        Kind::Tls => "TLS failure",
+        Kind::Auth => "Authentication failed",
+        Kind::Timeout => "Timed out",
+        Kind::Network => "Could not talk to the SMTP server",
+    }
+}
+
+/// Sends the test email to `to` with `settings` and appends the conversation to `unicorn_log`.
+pub async fn send(settings: &Settings, to: &str, unicorn_log: &Path) -> TestResult {
+    let result = attempt(settings, to).await;
+    let mut block = vec![body_line(&settings.hostname)];
+    block.extend(result.transcript.iter().cloned());
+    block.push(format!(
+        "[{}] test email to {to}: {}",
+        crate::clock::rfc3339(SystemTime::now()),
+        match &result.error {
+            None => "sent".to_string(),
+            Some(e) => format!("failed: {e}"),
+        }
+    ));
+    if let Err(e) = append(unicorn_log, &block) {
+        log::warn!("cannot write {}: {e}", unicorn_log.display());
+    }
+    result
+}
+
+async fn attempt(settings: &Settings, to: &str) -> TestResult {
+    let fail = |f: Failure, transcript: Vec<String>| TestResult {
+        ok: false,
+        error: Some(format!("{}: {}", headline(&f), f.detail)),
+        transcript,
+    };
+    if !crate::settings::is_email(to) {
+        let f = Failure::new(
+            Kind::Config,
+            true,
+            crate::smtp::client::Stage::Rcpt,
+            format!("{to:?} is not an email address"),
+        );
+        return fail(f, Vec::new());
+    }
+    let target = match Target::from_settings(settings, Timeouts::RFC5321.capped(TEST_TIMEOUT), true)
+    {
+        Ok(t) => t,
+        Err(f) => return fail(f, Vec::new()),
+    };
+    let mut session = match Session::open(&target).await {
+        Ok(s) => s,
+        Err((f, transcript)) => return fail(f, transcript),
+    };
+    let from = settings.noreply_address();
+    let now = SystemTime::now();
+    let id = format!(
+        "test-{}@{}",
+        crate::crypto::hex(&crate::crypto::random_bytes(8)),
+        settings.hostname
+    );
+    let unix = crate::clock::unix_millis(now) / 1000;
+    let data = super::message::test_email(&settings.hostname, &from, to, &id, unix);
+    let sent = session.send(&from, to, &data).await;
+    let mut transcript = session.take_transcript();
+    let result = match sent {
+        Ok(_) => TestResult {
+            ok: true,
+            error: None,
+            transcript: Vec::new(),
+        },
+        Err(f) => fail(f, Vec::new()),
+    };
+    if session.is_ready() {
+        transcript.extend(session.quit().await);
+    }
+    TestResult {
+        transcript,
+        ..result
+    }
+}
+
+fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    f.write_all(text.as_bytes())
+}

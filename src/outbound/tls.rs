@@ -1,0 +1,155 @@
+//! TLS towards the smarthost: a rustls client config (ring provider) that trusts the system's
+//! roots plus `smtp.ca_file`, or, with `smtp.tls_verify` off, any certificate (signatures are
+//! still checked); and plain-language text for handshake failures.
+
+use crate::settings::Smtp;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
+
+/// Where Debian (and most distributions) keep the system's trusted roots.
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The client config for these settings. Errors name the setting that is wrong.
+pub fn client_config(smtp: &Smtp) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?;
+    let config = if smtp.tls_verify {
+        let mut roots = rustls::RootCertStore::empty();
+        for path in SYSTEM_ROOTS {
+            if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+                let certs: Vec<_> = iter.filter_map(Result::ok).collect();
+                roots.add_parsable_certificates(certs);
+                break;
+            }
+        }
+        if !smtp.ca_file.is_empty() {
+            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&smtp.ca_file)
+                .map_err(|e| format!("smtp.ca_file {}: {e}", smtp.ca_file))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("smtp.ca_file {}: {e}", smtp.ca_file))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "smtp.ca_file {} holds no certificate",
+                    smtp.ca_file
+                ));
+            }
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "smtp.ca_file {}: no usable CA certificate in it",
+                    smtp.ca_file
+                ));
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// The name the certificate must carry: the host name, or the IP address as given.
+pub fn server_name(address: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(address.to_string()).map_err(|_| {
+        format!("smtp.address {address:?} is not a host name or IP address TLS can verify")
+    })
+}
+
+/// Says what went wrong in a handshake, in words an administrator can act on.
+pub fn explain(e: &std::io::Error, host: &str) -> String {
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return format!("the TLS handshake with {host} failed: {e}");
+    };
+    let fix = "add its CA to smtp.ca_file, or turn smtp.tls_verify off";
+    match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("the certificate of {host} has expired")
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                format!("the certificate of {host} is not valid yet (check this appliance's clock)")
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "the certificate of {host} is not valid for the name {host} (smtp.address must be a name the certificate carries)"
+                )
+            }
+            CertificateError::UnknownIssuer => {
+                format!(
+                    "the certificate of {host} is signed by an authority this appliance does not trust ({fix})"
+                )
+            }
+            CertificateError::Other(e) if format!("{e:?}").contains("CaUsedAsEndEntity") => {
+                format!(
+                    "the certificate of {host} is a self-signed CA certificate, not a server certificate ({fix})"
+                )
+            }
+            other => format!("the certificate of {host} was not accepted: {other}"),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            format!("{host} ended the TLS handshake with the alert {alert:?}")
+        }
+        other => format!("the TLS handshake with {host} failed: {other}"),
+    }
+}
+
+/// `smtp.tls_verify = false`: any certificate and name, but the handshake signatures are still
+/// verified so the session is at least bound to the key the server showed.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,297 @@
+//! The delivery worker: takes due notifications from the queue and sends them through the
+//! smarthost over a few reused connections (RSET between messages, a new connection when the
+//! server closed an idle one). Transient failures are retried with exponential backoff for five
+//! days; permanent ones fail at once with the server's reply kept; an authentication or
+//! configuration failure pauses delivery until the settings change. Every outcome goes to
+//! mail.log in Postfix's words.
+
+use super::queue::{Record, Status};
+use super::session::{Session, Target};
+use crate::app::App;
+use crate::settings::Settings;
+use crate::smtp::client::{Failure, Kind, Timeouts};
+use smol::future::FutureExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Connections used at once.
+pub const PARALLEL: usize = 4;
+/// Messages taken per round.
+const ROUND: usize = 256;
+/// First retry after this; each later one waits twice as long, up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_secs(60);
+const BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
+/// A notification not delivered after this long fails (RFC 5321 §4.5.4.1: 4-5 days).
+pub const GIVE_UP: Duration = Duration::from_secs(5 * 24 * 60 * 60);
+/// How often the worker looks at the settings and the queue when nothing wakes it.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+pub struct Worker {
+    pub app: Arc<App>,
+}
+
+/// What about the settings stopped delivery: the same settings will not work again.
+fn fingerprint(s: &Settings) -> String {
+    crate::crypto::sha256_hex(
+        serde_json::to_string(&s.smtp)
+            .expect("serializes")
+            .as_bytes(),
+    )
+}
+
+fn now_ms() -> i64 {
+    crate::clock::unix_millis(SystemTime::now())
+}
+
+/// The wait before attempt `attempts + 1`.
+pub fn backoff(attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    (BACKOFF_MIN * factor).min(BACKOFF_MAX)
+}
+
+impl Worker {
+    /// Runs until `stop` closes.
+    pub async fn run(self: Arc<Self>, stop: smol::channel::Receiver<()>) {
+        // Settings (by fingerprint) that failed authentication or configuration: not retried.
+        let mut paused: Option<(String, String)> = None;
+        loop {
+            let next = self.round(&mut paused).await;
+            let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
+            let woke = async {
+                let _ = self.app.queue.woken.recv().await;
+                true
+            }
+            .or(async {
+                smol::Timer::after(wait).await;
+                true
+            })
+            .or(async {
+                let _ = stop.recv().await;
+                false
+            })
+            .await;
+            if !woke {
+                return;
+            }
+        }
+    }
+
+    /// One round: sends what is due. Returns how long until the next message is due.
+    async fn round(&self, paused: &mut Option<(String, String)>) -> Option<Duration> {
+        let settings = match self.app.settings.applied() {
+            Ok(Some(doc)) => doc.settings,
+            _ => return None,
+        };
+        if !settings.smtp.enabled {
+            return None;
+        }
+        let print = fingerprint(&settings);
+        if let Some((p, why)) = paused.as_ref() {
+            if *p == print {
+                return None;
+            }
+            log::info!("outbound: settings changed since \"{why}\": delivering again");
+            *paused = None;
+        }
+        let (ids, next_due) = self.app.queue.due(now_ms(), ROUND);
+        let until_next = next_due.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
+        if ids.is_empty() {
+            return until_next;
+        }
+        let target = match Target::from_settings(&settings, Timeouts::RFC5321, false) {
+            Ok(t) => t,
+            Err(f) => {
+                for id in ids {
+                    self.outcome(id, Err(&f), None);
+                }
+                *paused = Some((print, f.detail.clone()));
+                return None;
+            }
+        };
+        let (tx, rx) = smol::channel::unbounded();
+        let n = ids.len();
+        for id in ids {
+            let _ = tx.try_send(id);
+        }
+        drop(tx);
+        let lanes = PARALLEL.min(n);
+        let stop_reason: Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        // The lanes run side by side on an executor that lives for this round.
+        let ex = smol::Executor::new();
+        let tasks: Vec<_> = (0..lanes)
+            .map(|_| ex.spawn(self.lane(&target, &settings, rx.clone(), stop_reason.clone())))
+            .collect();
+        ex.run(async {
+            for t in tasks {
+                t.await;
+            }
+        })
+        .await;
+        let reason = stop_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(why) = reason {
+            log::warn!("outbound: delivery paused until the settings change: {why}");
+            *paused = Some((print, why));
+            return None;
+        }
+        Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
+    }
+
+    /// One connection's share of a round.
+    async fn lane(
+        &self,
+        target: &Target,
+        settings: &Settings,
+        ids: smol::channel::Receiver<u64>,
+        stop_reason: Arc<std::sync::Mutex<Option<String>>>,
+    ) {
+        let from = settings.noreply_address();
+        let mut session: Option<Session> = None;
+        while let Ok(id) = ids.try_recv() {
+            if stop_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+            {
+                break;
+            }
+            let Ok(Some(rec)) = self.app.queue.get(id) else {
+                continue;
+            };
+            if !matches!(rec.status, Status::Queued | Status::Deferred) {
+                continue;
+            }
+            let Ok(Some(message)) = self.app.queue.message(id) else {
+                log::error!(
+                    "outbound: notification {} has no message; failing it",
+                    rec.id
+                );
+                let f = Failure::new(
+                    Kind::Config,
+                    true,
+                    crate::smtp::client::Stage::Connect,
+                    "the stored message is missing",
+                );
+                self.outcome(id, Err(&f), None);
+                continue;
+            };
+            // A connection the server closed while idle is opened again once, for free.
+            let mut fresh = false;
+            let result = loop {
+                if session.as_ref().is_none_or(|s| !s.is_ready()) {
+                    fresh = true;
+                    match Session::open(target).await {
+                        Ok(s) => session = Some(s),
+                        Err((f, _)) => break Err(f),
+                    }
+                }
+                let s = session.as_mut().expect("open");
+                match s.send(&from, &rec.to, &message).await {
+                    Err(f) if !fresh && f.kind == Kind::Network && !s.is_ready() => {
+                        session = None;
+                        continue;
+                    }
+                    r => break r,
+                }
+            };
+            let relay = session.as_ref().map(|s| s.relay.clone());
+            match &result {
+                Ok(reply) => self.outcome(id, Ok(&reply.one_line()), relay.as_deref()),
+                Err(f) => {
+                    self.outcome(id, Err(f), relay.as_deref());
+                    if matches!(f.kind, Kind::Auth | Kind::Config) {
+                        *stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(f.detail.clone());
+                    } else if f.stage == crate::smtp::client::Stage::Connect
+                        || session.as_ref().is_none_or(|s| !s.is_ready())
+                    {
+                        // The server is unreachable or broke the session: the rest of this
+                        // lane's share waits for the next round instead of failing one by one.
+                        session = None;
+                        if f.stage == crate::smtp::client::Stage::Connect
+                            || f.stage == crate::smtp::client::Stage::Greeting
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(s) = session
+            && s.is_ready()
+        {
+            let _ = s.quit().await;
+        }
+    }
+
+    /// Records an attempt's outcome and logs it the way Postfix does.
+    fn outcome(&self, id: u64, result: Result<&str, &Failure>, relay: Option<&str>) {
+        let Ok(Some(old)) = self.app.queue.get(id) else {
+            return;
+        };
+        let now = now_ms();
+        let mut rec: Record = old.clone();
+        rec.attempts += 1;
+        rec.relay = relay.map(str::to_string);
+        let delay = (now - rec.created_ms).max(0) as f64 / 1000.0;
+        let relay_text = relay.unwrap_or("none");
+        let (status, dsn, text) = match result {
+            Ok(reply) => {
+                rec.status = Status::Sent;
+                rec.sent_at = Some(crate::clock::rfc3339(SystemTime::now()));
+                rec.last_error = None;
+                rec.dsn = Some(reply.to_string());
+                ("sent", "2.0.0".to_string(), reply.to_string())
+            }
+            Err(f) => {
+                let expired = now - rec.created_ms >= GIVE_UP.as_millis() as i64;
+                rec.last_error = Some(format!("{}: {}", super::testmail::headline(f), f.detail));
+                rec.dsn = f.reply.as_ref().map(|r| r.one_line());
+                if f.permanent && !matches!(f.kind, Kind::Auth | Kind::Config) || expired {
+                    rec.status = Status::Failed;
+                    let text = if expired && !f.permanent {
+                        format!(
+                            "gave up after {} days: {}",
+                            GIVE_UP.as_secs() / 86400,
+                            f.detail
+                        )
+                    } else {
+                        f.detail.clone()
+                    };
+                    ("bounced", f.dsn(), text)
+                } else {
+                    rec.status = Status::Deferred;
+                    rec.due_ms = now + backoff(rec.attempts).as_millis() as i64;
+                    ("deferred", f.dsn(), f.detail.clone())
+                }
+            }
+        };
+        if let Err(e) = self.app.queue.update(id, &old, &rec) {
+            log::error!("outbound: cannot record the outcome for {}: {e}", rec.id);
+        }
+        let mut lines = vec![(
+            "smtp",
+            format!(
+                "{}: to=<{}>, relay={relay_text}, delay={delay:.2}, dsn={dsn}, status={status} ({text})",
+                rec.id, rec.to
+            ),
+        )];
+        if status != "deferred" {
+            lines.push(("qmgr", format!("{}: removed", rec.id)));
+        }
+        self.app.maillog.write(&lines);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_minute_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(60));
+        assert_eq!(backoff(2), Duration::from_secs(120));
+        assert_eq!(backoff(3), Duration::from_secs(240));
+        assert_eq!(backoff(7), Duration::from_secs(3600));
+        assert_eq!(backoff(1000), Duration::from_secs(3600));
+    }
+}
