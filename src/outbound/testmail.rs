@@ -6,12 +6,15 @@ use super::session::{Session, Target};
 use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
 use serde::Serialize;
+use smol::future::FutureExt;
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// An administrator is waiting: no single wait of the test is longer than this.
+/// An administrator is waiting: no single wait of the test is longer than this,
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// and the whole test no longer than this (the CLI waits 120 s for an answer).
+pub const TEST_DEADLINE: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TestResult {
@@ -40,7 +43,19 @@ pub fn headline(f: &Failure) -> &'static str {
 
 /// Sends the test email to `to` with `settings` and appends the conversation to `unicorn_log`.
 pub async fn send(settings: &Settings, to: &str, unicorn_log: &Path) -> TestResult {
-    let result = attempt(settings, to).await;
+    let result = attempt(settings, to)
+        .or(async {
+            smol::Timer::after(TEST_DEADLINE).await;
+            TestResult {
+                ok: false,
+                error: Some(format!(
+                    "Timed out: the test took longer than {} s in all",
+                    TEST_DEADLINE.as_secs()
+                )),
+                transcript: Vec::new(),
+            }
+        })
+        .await;
     let mut block = vec![body_line(&settings.hostname)];
     block.extend(result.transcript.iter().cloned());
     block.push(format!(
