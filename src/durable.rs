@@ -110,6 +110,22 @@ impl Durable {
     }
 }
 
+/// The first id to hand out in `tree`, whose keys are a prefix byte then a big-endian `u64` id:
+/// past the newest id under any of `prefixes`, and not below the time in microseconds, so ids
+/// grow with time and never repeat, across restarts too.
+pub fn first_free_id(tree: &sled::Tree, prefixes: &[u8]) -> u64 {
+    let newest = prefixes
+        .iter()
+        .filter_map(|&p| {
+            let k = tree.scan_prefix([p]).keys().next_back()?.ok()?;
+            Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?))
+        })
+        .max()
+        .unwrap_or(0);
+    let now = crate::clock::unix_millis(std::time::SystemTime::now()) as u64 * 1000;
+    now.max(newest + 1)
+}
+
 /// What sled's `flush` leaves undone. sled 0.34 makes its log stable with
 /// `sync_file_range`, which writes the data but neither the file's metadata (its growing size) nor
 /// the drive's cache, and it writes values too large for its log (over about 128 KiB) as blob

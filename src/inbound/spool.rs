@@ -64,23 +64,10 @@ impl Spool {
     /// Opens the queue in `db`, committing through `durable`.
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
-        // Ids grow with time and never repeat: start past the newest stored one.
-        let newest_of = |prefix: u8| {
-            tree.scan_prefix([prefix])
-                .keys()
-                .next_back()
-                .and_then(Result::ok)
-                .and_then(|k| {
-                    k.get(1..9)
-                        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-                })
-                .unwrap_or(0)
-        };
-        let newest = newest_of(DATA).max(newest_of(REPLY));
-        let now = clock::unix_millis(SystemTime::now()) as u64 * 1000;
+        let next_id = crate::durable::first_free_id(&tree, &[DATA, REPLY]);
         Ok(Arc::new(Spool {
             tree,
-            next_id: AtomicU64::new(now.max(newest + 1)),
+            next_id: AtomicU64::new(next_id),
             durable,
         }))
     }

@@ -116,22 +116,12 @@ pub fn parse_id(s: &str) -> Option<u64> {
 impl Queue {
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Queue>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
-        let newest = tree
-            .scan_prefix([RECORD])
-            .keys()
-            .next_back()
-            .and_then(Result::ok)
-            .and_then(|k| {
-                k.get(1..9)
-                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-            })
-            .unwrap_or(0);
-        let now = crate::clock::unix_millis(std::time::SystemTime::now()) as u64 * 1000;
+        let next_id = crate::durable::first_free_id(&tree, &[RECORD]);
         let (wake, woken) = smol::channel::bounded(1);
         Ok(Arc::new(Queue {
             tree,
             durable,
-            next_id: AtomicU64::new(now.max(newest + 1)),
+            next_id: AtomicU64::new(next_id),
             wake,
             woken,
         }))
