@@ -166,7 +166,7 @@ impl Worker {
                     rec.id
                 );
                 let f = Failure::new(
-                    Kind::Config,
+                    Kind::Rejected,
                     true,
                     crate::smtp::client::Stage::Connect,
                     "the stored message is missing",
@@ -201,17 +201,17 @@ impl Worker {
                     if matches!(f.kind, Kind::Auth | Kind::Config) {
                         *stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(f.detail.clone());
-                    } else if f.stage == crate::smtp::client::Stage::Connect
-                        || session.as_ref().is_none_or(|s| !s.is_ready())
-                    {
-                        // The server is unreachable or broke the session: the rest of this
-                        // lane's share waits for the next round instead of failing one by one.
-                        session = None;
-                        if f.stage == crate::smtp::client::Stage::Connect
-                            || f.stage == crate::smtp::client::Stage::Greeting
-                        {
-                            break;
+                    } else if f.stage == crate::smtp::client::Stage::Connect {
+                        // The server cannot be reached: the rest of this round waits for the
+                        // next attempt with the same error, instead of each message trying again.
+                        while let Ok(other) = ids.try_recv() {
+                            self.outcome(other, Err(f), None);
                         }
+                        break;
+                    } else if session.as_ref().is_none_or(|s| !s.is_ready()) {
+                        // The server broke the session (421, a dropped connection): the next
+                        // message gets a new one.
+                        session = None;
                     }
                 }
             }
