@@ -436,3 +436,131 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+/// A free loopback TCP port (bound once and let go, so a peer that needs a fixed port can take
+/// it; a port nobody listens on, for "the server is down").
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A peer process (a test SMTP server, ...) started in a process group of its own, its output
+/// in a log file; the whole group is killed when the `Peer` is dropped, so it ends even when the
+/// test panics. Give every peer its own time limit too (`--max-seconds`, `timeout`), for the
+/// case where the test binary itself is killed.
+pub struct Peer {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Peer {
+    /// Spawns `cmd` with no stdin and stdout and stderr going to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Peer {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {name} ({cmd:?}): {e}"));
+        Peer {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The exit status if it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What it wrote so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it: SIGTERM first (so a `timeout` wrapper passes it on and reaps its child), then
+    /// SIGKILL to the whole process group after a moment; reaps the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Herald {
+    /// `METHOD path` on the control socket with extra `headers` (`"Name: value"`) and an
+    /// optional JSON body. Returns (HTTP status, body).
+    pub fn control_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[String],
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "40", "-X", method, "--unix-socket"])
+            .arg(self.data.join("control.sock"))
+            .args(["-w", "\n%{http_code}"]);
+        for h in headers {
+            cmd.arg("-H").arg(h);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        cmd.arg(format!("http://herald{path}"));
+        let out = run_with_deadline(cmd);
+        assert!(out.status.success(), "{method} {path}: {}", stderr(&out));
+        let text = stdout(&out);
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.trim().parse().unwrap(), body.to_string())
+    }
+
+    /// `POST path` with a JSON body on the control socket; the answer, which must be a 2xx, as
+    /// JSON.
+    pub fn control_post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let (code, text) = self.control_request("POST", path, &[], Some(&body.to_string()));
+        assert!((200..300).contains(&code), "POST {path}: {code} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+    }
+
+    /// A secret in the clear (`config get KEY --reveal`).
+    pub fn secret(&self, key: &str) -> String {
+        let o = self.cli(&["config", "get", key, "--reveal"]);
+        assert!(o.status.success(), "reveal {key}: {}", stderr(&o));
+        stdout(&o).trim().to_string()
+    }
+
+    /// `<data>/logs/enterprise-manage-logs/unicorn.log` (empty if not written yet).
+    pub fn unicorn_log(&self) -> String {
+        std::fs::read_to_string(self.data.join("logs/enterprise-manage-logs/unicorn.log"))
+            .unwrap_or_default()
+    }
+}

@@ -9,3 +9,4 @@ mod cli;
 mod console;
 mod inbound;
 mod lifecycle;
+mod outbound;

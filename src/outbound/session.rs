@@ -122,10 +122,18 @@ pub fn transcript_line(said: &Said) -> String {
     }
 }
 
+/// Why a session could not be opened, with the transcript up to the failure and the relay
+/// (`host[ip]:port`) when the connection was made.
+#[derive(Debug)]
+pub struct OpenError {
+    pub failure: Failure,
+    pub transcript: Vec<String>,
+    pub relay: Option<String>,
+}
+
 impl Session {
-    /// Connects and runs the session up to "ready for a message". On failure the transcript up
-    /// to the failure comes back with it.
-    pub async fn open(target: &Target) -> Result<Session, (Failure, Vec<String>)> {
+    /// Connects and runs the session up to "ready for a message".
+    pub async fn open(target: &Target) -> Result<Session, OpenError> {
         let mut transcript = Vec::new();
         if target.client.transcript {
             transcript.push(format!(
@@ -154,7 +162,13 @@ impl Session {
         };
         let tcp = match connect.or(timed_out).await {
             Ok(t) => t,
-            Err(f) => return Err((f, transcript)),
+            Err(failure) => {
+                return Err(OpenError {
+                    failure,
+                    transcript,
+                    relay: None,
+                });
+            }
         };
         let _ = tcp.set_nodelay(true);
         let relay = match tcp.peer_addr() {
@@ -166,7 +180,13 @@ impl Session {
             conn: Conn::Plain(tcp),
             client: match Client::new(target.client.clone(), implicit, Instant::now()) {
                 Ok(c) => c,
-                Err(f) => return Err((f, transcript)),
+                Err(failure) => {
+                    return Err(OpenError {
+                        failure,
+                        transcript,
+                        relay: Some(relay),
+                    });
+                }
             },
             host: target.host.clone(),
             relay,
@@ -175,7 +195,7 @@ impl Session {
             transcript,
         };
         if implicit && let Err(f) = session.handshake().await {
-            return Err((f, session.transcript));
+            return Err(session.open_error(f));
         }
         match session.run(true).await {
             Event::Ready => Ok(session),
@@ -189,17 +209,26 @@ impl Session {
                         "the server closed the connection",
                     )
                 });
-                Err((f, session.transcript))
+                Err(session.open_error(f))
             }
-            other => Err((
-                Failure::new(
+            other => {
+                let f = Failure::new(
                     Kind::Network,
                     false,
                     Stage::Greeting,
                     format!("unexpected session event {other:?}"),
-                ),
-                session.transcript,
-            )),
+                );
+                Err(session.open_error(f))
+            }
+        }
+    }
+
+    fn open_error(mut self, failure: Failure) -> OpenError {
+        self.collect_transcript();
+        OpenError {
+            failure,
+            transcript: self.transcript,
+            relay: Some(self.relay),
         }
     }
 

@@ -94,7 +94,7 @@ async fn attempt(settings: &Settings, to: &str) -> TestResult {
     };
     let mut session = match Session::open(&target).await {
         Ok(s) => s,
-        Err((f, transcript)) => return fail(f, transcript),
+        Err(e) => return fail(e.failure, e.transcript),
     };
     let from = settings.noreply_address();
     let now = SystemTime::now();

@@ -176,12 +176,21 @@ impl Worker {
             };
             // A connection the server closed while idle is opened again once, for free.
             let mut fresh = false;
+            // Where the attempt went: the relay of the connection used or tried.
+            let mut relay = session.as_ref().map(|s| s.relay.clone());
             let result = loop {
                 if session.as_ref().is_none_or(|s| !s.is_ready()) {
                     fresh = true;
+                    session = None;
                     match Session::open(target).await {
-                        Ok(s) => session = Some(s),
-                        Err((f, _)) => break Err(f),
+                        Ok(s) => {
+                            relay = Some(s.relay.clone());
+                            session = Some(s);
+                        }
+                        Err(e) => {
+                            relay = e.relay;
+                            break Err(e.failure);
+                        }
                     }
                 }
                 let s = session.as_mut().expect("open");
@@ -193,7 +202,6 @@ impl Worker {
                     r => break r,
                 }
             };
-            let relay = session.as_ref().map(|s| s.relay.clone());
             match &result {
                 Ok(reply) => self.outcome(id, Ok(&reply.one_line()), relay.as_deref()),
                 Err(f) => {
