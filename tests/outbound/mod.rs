@@ -17,8 +17,6 @@
 //! first attempts, and at 5xx replies, which fail at once. To see connections shared, a test
 //! makes several notifications due together: a slow smtp-sink (`-w`) or a smarthost held with
 //! SIGSTOP keeps the worker's first round busy while the rest come in.
-//!
-
 
 mod common;
 mod faults;
