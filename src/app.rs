@@ -21,6 +21,8 @@ pub mod paths {
     pub const MAIL_LOG: &str = "logs/mail.log";
     /// Console events and every test email's SMTP conversation (SPEC §5).
     pub const UNICORN_LOG: &str = "logs/enterprise-manage-logs/unicorn.log";
+    /// Each reply's processing, in the seed's format (SPEC §5).
+    pub const METROPLEX_LOG: &str = "logs/mail-replies/metroplex.log";
 }
 
 pub struct App {

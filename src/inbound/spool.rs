@@ -3,6 +3,11 @@
 //! goes out only after the flush that makes the batch durable has returned.
 //!
 //! The writes go through [`Durable`]'s group commit, so concurrent sessions share fsyncs.
+//!
+//! Reply processing finds its work through an index of pending records by due time (`p` + due
+//! ms + queue id + index), and records each outcome on the record; once every record of a
+//! message is final its body is removed. Duplicates (the same Message-ID to the same reply
+//! address, delivered twice by a sending MTA) are found through `s` + digest keys.
 
 use crate::clock;
 use crate::durable::Durable;
@@ -14,6 +19,8 @@ use std::time::SystemTime;
 const TREE: &str = "inbound";
 const DATA: u8 = b'd';
 const REPLY: u8 = b'r';
+const PENDING: u8 = b'p';
+const SEEN: u8 = b's';
 
 /// A queue id: sortable by time of acceptance, shown as uppercase hex like Postfix's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +47,23 @@ pub struct ReplyRecord {
     pub client: String,
     pub helo: String,
     pub size: usize,
+    /// Webhook attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the next processing attempt is due (unix ms), while pending.
+    #[serde(default)]
+    pub due_ms: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The `X-Herald-Delivery` id: this record's id, or the first record's of a duplicate.
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+}
+
+impl ReplyRecord {
+    pub fn is_pending(&self) -> bool {
+        self.status == "pending"
+    }
 }
 
 /// A message to store.
@@ -58,6 +82,9 @@ pub struct Spool {
     next_id: AtomicU64,
     /// Where the writes are made durable (tests inject disk failures there).
     pub durable: Arc<Durable>,
+    /// Wakes reply processing when a message is stored.
+    wake: smol::channel::Sender<()>,
+    pub woken: smol::channel::Receiver<()>,
 }
 
 impl Spool {
@@ -65,17 +92,22 @@ impl Spool {
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
         let next_id = crate::durable::first_free_id(&tree, &[DATA, REPLY]);
+        let (wake, woken) = smol::channel::bounded(1);
         Ok(Arc::new(Spool {
             tree,
             next_id: AtomicU64::new(next_id),
             durable,
+            wake,
+            woken,
         }))
     }
 
     /// Stores a message durably; returns its queue id once the flush has returned.
     pub async fn store(&self, m: Incoming<'_>) -> Result<(QueueId, Vec<ReplyRecord>), String> {
         let id = QueueId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let received_at = clock::rfc3339(SystemTime::now());
+        let now = SystemTime::now();
+        let received_at = clock::rfc3339(now);
+        let now_ms = clock::unix_millis(now);
         let mut writes = Vec::with_capacity(m.rcpts.len() + 1);
         // Mail only to no-reply addresses is accepted and dropped: its records say so, and its
         // body is not kept (nothing will read it, and keeping it would let anyone fill the disk).
@@ -97,12 +129,20 @@ impl Spool {
                 client: m.client.to_string(),
                 helo: m.helo.to_string(),
                 size: m.data.len(),
+                attempts: 0,
+                due_ms: now_ms,
+                last_error: None,
+                delivery_id: None,
             };
             let rec_bytes = serde_json::to_vec(&rec).expect("serializes");
             writes.push((key(REPLY, id, Some(n)), rec_bytes));
+            if rec.is_pending() {
+                writes.push((pending_key(now_ms, id, n), Vec::new()));
+            }
             records.push(rec);
         }
         self.durable.commit(&self.tree, writes).await?;
+        let _ = self.wake.try_send(());
         Ok((id, records))
     }
 
@@ -123,6 +163,106 @@ impl Spool {
         Ok(out)
     }
 
+    /// Pending records due at `now_ms`, oldest due first, at most `limit`; and when the next one
+    /// after them is due.
+    pub fn due(&self, now_ms: i64, limit: usize) -> (Vec<(QueueId, u16)>, Option<i64>) {
+        let mut out = Vec::new();
+        for k in self.tree.scan_prefix([PENDING]).keys() {
+            let Ok(k) = k else { break };
+            if k.len() != 19 {
+                continue;
+            }
+            let due = u64::from_be_bytes(k[1..9].try_into().expect("8 bytes")) as i64;
+            if due > now_ms || out.len() >= limit {
+                return (out, Some(due));
+            }
+            let id = QueueId(u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")));
+            out.push((
+                id,
+                u16::from_be_bytes(k[17..19].try_into().expect("2 bytes")),
+            ));
+        }
+        (out, None)
+    }
+
+    /// One record.
+    pub fn record(&self, id: QueueId, n: u16) -> Result<Option<ReplyRecord>, String> {
+        match self
+            .tree
+            .get(key(REPLY, id, Some(n)))
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| format!("unreadable reply record: {e}")),
+        }
+    }
+
+    /// Saves a record's new state and moves it in (or out of) the pending index. When no record
+    /// of the message is pending any more, its body goes. Not synced by itself (sled flushes
+    /// within half a second): after a crash the record may be pending again and its reply is
+    /// posted once more with the same delivery id, which the application de-duplicates.
+    pub fn update(
+        &self,
+        id: QueueId,
+        n: u16,
+        old: &ReplyRecord,
+        new: &ReplyRecord,
+    ) -> Result<(), String> {
+        let mut batch = sled::Batch::default();
+        if old.is_pending() {
+            batch.remove(pending_key(old.due_ms, id, n));
+        }
+        if new.is_pending() {
+            batch.insert(pending_key(new.due_ms, id, n), Vec::new());
+        }
+        batch.insert(
+            key(REPLY, id, Some(n)),
+            serde_json::to_vec(new).expect("serializes"),
+        );
+        let others_pending = self
+            .tree
+            .scan_prefix(key(REPLY, id, None))
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.as_ref() != key(REPLY, id, Some(n)).as_slice())
+            .any(|(_, v)| serde_json::from_slice::<ReplyRecord>(&v).is_ok_and(|r| r.is_pending()));
+        if !new.is_pending() && !others_pending {
+            batch.remove(key(DATA, id, None));
+        }
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())
+    }
+
+    /// The delivery id already used for `digest` (a Message-ID and reply address), or `None`
+    /// after recording `delivery_id` as its first.
+    pub fn first_delivery(
+        &self,
+        digest: &str,
+        delivery_id: &str,
+    ) -> Result<Option<String>, String> {
+        let mut k = vec![SEEN];
+        k.extend_from_slice(digest.as_bytes());
+        match self
+            .tree
+            .compare_and_swap(&k, None as Option<&[u8]>, Some(delivery_id.as_bytes()))
+            .map_err(|e| e.to_string())?
+        {
+            Ok(()) => Ok(None),
+            Err(e) => Ok(e.current.map(|v| String::from_utf8_lossy(&v).into_owned())),
+        }
+    }
+
+    /// Counts of records by status.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for v in self.tree.scan_prefix([REPLY]).values().flatten() {
+            if let Ok(r) = serde_json::from_slice::<ReplyRecord>(&v) {
+                *counts.entry(r.status).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     /// The raw message of a queue id.
     pub fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, String> {
         self.tree
@@ -130,6 +270,15 @@ impl Spool {
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| e.to_string())
     }
+}
+
+fn pending_key(due_ms: i64, id: QueueId, n: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(19);
+    k.push(PENDING);
+    k.extend_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
 }
 
 fn key(kind: u8, id: QueueId, n: Option<u16>) -> Vec<u8> {
@@ -309,6 +458,65 @@ mod tests {
         drop(spool);
         drop(db);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pending_records_are_due_until_final_and_then_the_body_goes() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = open(&db, None);
+        let rcpts = vec![
+            ("r1@reply.x".to_string(), false),
+            ("n@noreply.x".to_string(), true),
+            ("r2@reply.x".to_string(), false),
+        ];
+        let (id, _) = smol::block_on(spool.store(incoming(&rcpts, b"body"))).unwrap();
+        assert!(spool.woken.try_recv().is_ok(), "processing is woken");
+        let far = i64::MAX / 2;
+        let (due, next) = spool.due(far, 10);
+        assert_eq!(due, vec![(id, 1), (id, 3)], "discarded records are not due");
+        assert_eq!(next, None);
+        // The first is retried later: it moves in the index.
+        let old = spool.record(id, 1).unwrap().unwrap();
+        let mut later = old.clone();
+        later.attempts = 1;
+        later.due_ms = old.due_ms + 60_000;
+        spool.update(id, 1, &old, &later).unwrap();
+        assert_eq!(spool.due(old.due_ms, 10).0, vec![(id, 3)]);
+        // Both final: the body goes once the last one is.
+        let mut done = later.clone();
+        done.status = "processed".into();
+        spool.update(id, 1, &later, &done).unwrap();
+        assert!(
+            spool.data(id).unwrap().is_some(),
+            "record 3 still needs the body"
+        );
+        let old3 = spool.record(id, 3).unwrap().unwrap();
+        let mut failed = old3.clone();
+        failed.status = "failed:empty".into();
+        spool.update(id, 3, &old3, &failed).unwrap();
+        assert_eq!(spool.data(id).unwrap(), None);
+        assert_eq!(spool.due(far, 10).0, vec![]);
+        let counts = spool.counts();
+        assert!(
+            counts.contains(&("processed".to_string(), 1))
+                && counts.contains(&("discarded".to_string(), 1))
+        );
+    }
+
+    #[test]
+    fn the_first_delivery_of_a_digest_wins() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = open(&db, None);
+        assert_eq!(spool.first_delivery("d1", "A-1").unwrap(), None);
+        assert_eq!(
+            spool.first_delivery("d1", "B-1").unwrap(),
+            Some("A-1".to_string())
+        );
+        assert_eq!(
+            spool.first_delivery("d1", "A-1").unwrap(),
+            Some("A-1".to_string())
+        );
+        assert_eq!(spool.first_delivery("d2", "B-1").unwrap(), None);
     }
 
     #[test]
