@@ -12,7 +12,8 @@ use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
 use smol::future::FutureExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Connections used at once.
 pub const PARALLEL: usize = 4;
@@ -28,7 +29,16 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 pub struct Worker {
     pub app: Arc<App>,
+    /// Open sessions between rounds, with the settings fingerprint they were opened with and
+    /// when they went idle: the next round uses them instead of connecting again.
+    idle: Mutex<Vec<(String, Session, Instant)>>,
+    /// The target of the applied settings, built once per fingerprint (reading the system's
+    /// roots for TLS is not free).
+    target: Mutex<Option<(String, Target)>>,
 }
+
+/// An idle connection is closed (QUIT) after this long without a message.
+const IDLE_KEEP: Duration = Duration::from_secs(5);
 
 /// What about the settings stopped delivery: the same settings will not work again.
 fn fingerprint(s: &Settings) -> String {
@@ -50,12 +60,66 @@ pub fn backoff(attempts: u32) -> Duration {
 }
 
 impl Worker {
+    pub fn new(app: Arc<App>) -> Worker {
+        Worker {
+            app,
+            idle: Mutex::new(Vec::new()),
+            target: Mutex::new(None),
+        }
+    }
+
+    fn take_idle(&self, print: &str) -> Option<Session> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let i = idle
+            .iter()
+            .position(|(p, s, _)| p == print && s.is_ready())?;
+        Some(idle.swap_remove(i).1)
+    }
+
+    fn put_idle(&self, print: &str, s: Session) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((
+            print.to_string(),
+            s,
+            Instant::now(),
+        ));
+    }
+
+    /// QUITs the idle sessions that waited too long, or all with `all`.
+    async fn close_idle(&self, all: bool) {
+        let old: Vec<Session> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let (keep, old): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(_, _, since)| !all && since.elapsed() < IDLE_KEEP);
+            *idle = keep;
+            old.into_iter().map(|(_, s, _)| s).collect()
+        };
+        for s in old {
+            if s.is_ready() {
+                let _ = s.quit().await;
+            }
+        }
+    }
+
+    fn target_for(&self, print: &str, settings: &Settings) -> Result<Target, Failure> {
+        let mut cached = self.target.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, t)) = cached.as_ref()
+            && p == print
+        {
+            return Ok(t.clone());
+        }
+        let t = Target::from_settings(settings, Timeouts::RFC5321, false)?;
+        *cached = Some((print.to_string(), t.clone()));
+        Ok(t)
+    }
+
     /// Runs until `stop` closes.
     pub async fn run(self: Arc<Self>, stop: smol::channel::Receiver<()>) {
         // Settings (by fingerprint) that failed authentication or configuration: not retried.
         let mut paused: Option<(String, String)> = None;
         loop {
             let next = self.round(&mut paused).await;
+            self.close_idle(false).await;
             let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
             let woke = async {
                 let _ = self.app.queue.woken.recv().await;
@@ -71,6 +135,7 @@ impl Worker {
             })
             .await;
             if !woke {
+                self.close_idle(true).await;
                 return;
             }
         }
@@ -98,7 +163,7 @@ impl Worker {
         if ids.is_empty() {
             return until_next;
         }
-        let target = match Target::from_settings(&settings, Timeouts::RFC5321, false) {
+        let target = match self.target_for(&print, &settings) {
             Ok(t) => t,
             Err(f) => {
                 for id in ids {
@@ -119,7 +184,9 @@ impl Worker {
         // The lanes run side by side on an executor that lives for this round.
         let ex = smol::Executor::new();
         let tasks: Vec<_> = (0..lanes)
-            .map(|_| ex.spawn(self.lane(&target, &settings, rx.clone(), stop_reason.clone())))
+            .map(|_| {
+                ex.spawn(self.lane(&target, &settings, &print, rx.clone(), stop_reason.clone()))
+            })
             .collect();
         ex.run(async {
             for t in tasks {
@@ -127,6 +194,7 @@ impl Worker {
             }
         })
         .await;
+        drop(ex);
         let reason = stop_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(why) = reason {
             log::warn!("outbound: delivery paused until the settings change: {why}");
@@ -141,11 +209,13 @@ impl Worker {
         &self,
         target: &Target,
         settings: &Settings,
+        print: &str,
         ids: smol::channel::Receiver<u64>,
         stop_reason: Arc<std::sync::Mutex<Option<String>>>,
     ) {
         let from = settings.noreply_address();
         let mut session: Option<Session> = None;
+        let mut first = true;
         while let Ok(id) = ids.try_recv() {
             if stop_reason
                 .lock()
@@ -153,6 +223,11 @@ impl Worker {
                 .is_some()
             {
                 break;
+            }
+            if first {
+                // Only a lane with work takes a kept connection.
+                session = self.take_idle(print);
+                first = false;
             }
             let Ok(Some(rec)) = self.app.queue.get(id) else {
                 continue;
@@ -227,7 +302,7 @@ impl Worker {
         if let Some(s) = session
             && s.is_ready()
         {
-            let _ = s.quit().await;
+            self.put_idle(print, s);
         }
     }
 
