@@ -185,7 +185,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         };
         let worker = Arc::new(crate::outbound::worker::Worker::new(app.clone()));
         let (worker_stop, worker_stopped) = smol::channel::bounded::<()>(1);
-        let worker_task = ex.spawn(worker.run(worker_stopped));
+        let worker_task = ex.spawn(worker.run(worker_stopped.clone()));
+        let processor = Arc::new(crate::replies::processor::Processor::new(app.clone())?);
+        let processor_task = ex.spawn(processor.run(worker_stopped));
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
@@ -212,11 +214,14 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         // The worker finishes the message it is sending (its outcome is recorded) or is
         // dropped after the drain time: a message cut off mid-send stays queued and goes again.
         drop(worker_stop);
-        let _ = worker_task
-            .or(async {
-                smol::Timer::after(DRAIN).await;
-            })
-            .await;
+        let _ = async {
+            worker_task.await;
+            processor_task.await;
+        }
+        .or(async {
+            smol::Timer::after(DRAIN).await;
+        })
+        .await;
         if let Some((task, ctx)) = inbound {
             task.cancel().await;
             drop(stop_tx); // every session: 421 4.3.2 between commands, or finish the message

@@ -1,0 +1,335 @@
+//! Reply processing: takes each pending record from the reply queue, parses its message, drops
+//! auto-replies, bounces, empty and oversized replies, de-duplicates a message a sending MTA
+//! delivered twice, and POSTs the reply to `replies.webhook_url`, signed, retrying with backoff
+//! for three days. Every step goes to metroplex.log in the seed's words, and every outcome onto
+//! the record (`GET /manage/v1/replies`).
+
+use super::{extract, token, webhook};
+use crate::app::{App, paths};
+use crate::inbound::spool::{QueueId, ReplyRecord};
+use smol::future::FutureExt;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Records worked on at once.
+pub const PARALLEL: usize = 8;
+/// Records taken per round.
+const ROUND: usize = 256;
+/// Messages larger than this are not parsed (`failed:too_large`).
+pub const MESSAGE_MAX: usize = 10 * 1024 * 1024;
+/// First retry after this; each later one waits twice as long, up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
+/// A reply the webhook has not taken after this long fails (`failed:webhook`).
+pub const GIVE_UP: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+pub fn backoff(attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    (BACKOFF_MIN * factor).min(BACKOFF_MAX)
+}
+
+/// metroplex.log: `[<time> <LEVEL> (<pid>) #] <text>`, as the seed shows it.
+pub struct Metroplex {
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl Metroplex {
+    pub fn open(path: &std::path::Path) -> Metroplex {
+        let file = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+            });
+        match file {
+            Ok(f) => Metroplex {
+                file: Mutex::new(Some(f)),
+            },
+            Err(e) => {
+                log::warn!("cannot open {}: {e}", path.display());
+                Metroplex {
+                    file: Mutex::new(None),
+                }
+            }
+        }
+    }
+
+    pub fn line(&self, level: &str, text: &str) {
+        let stamp = crate::clock::rfc3339(SystemTime::now());
+        let stamp = stamp.trim_end_matches('Z');
+        let line = format!("[{stamp} {level} ({}) #] {text}\n", std::process::id());
+        if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+pub struct Processor {
+    pub app: Arc<App>,
+    pub log: Metroplex,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// How one attempt at a record ended.
+enum Outcome {
+    /// Final: `processed`, `discarded` or `failed:<reason>`.
+    Done(String),
+    /// Try again later, with what went wrong.
+    Retry(String),
+}
+
+impl Processor {
+    pub fn new(app: Arc<App>) -> Result<Processor, String> {
+        let mut roots = crate::settings::Settings::defaults(crate::settings::Profile::Board).smtp;
+        roots.tls_verify = true;
+        roots.ca_file.clear();
+        Ok(Processor {
+            log: Metroplex::open(&app.path(paths::METROPLEX_LOG)),
+            tls: crate::outbound::tls::client_config(&roots)?,
+            app,
+        })
+    }
+
+    /// Runs until `stop` closes.
+    pub async fn run(self: Arc<Self>, stop: smol::channel::Receiver<()>) {
+        let mut warned = false;
+        loop {
+            let next = self.round(&mut warned).await;
+            let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
+            let go_on = async {
+                let _ = self.app.spool.woken.recv().await;
+                true
+            }
+            .or(async {
+                smol::Timer::after(wait).await;
+                true
+            })
+            .or(async {
+                let _ = stop.recv().await;
+                false
+            })
+            .await;
+            if !go_on {
+                return;
+            }
+        }
+    }
+
+    async fn round(&self, warned: &mut bool) -> Option<Duration> {
+        let settings = match self.app.settings.applied() {
+            Ok(Some(doc)) => doc.settings,
+            _ => return None,
+        };
+        let url = match webhook::parse_url(&settings.replies.webhook_url) {
+            Ok(u) => u,
+            Err(e) => {
+                if !*warned && !self.app.spool.due(now_ms(), 1).0.is_empty() {
+                    log::warn!("replies wait for replies.webhook_url: {e}");
+                    *warned = true;
+                }
+                return None;
+            }
+        };
+        *warned = false;
+        let (ids, next_due) = self.app.spool.due(now_ms(), ROUND);
+        let until_next = next_due.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
+        if ids.is_empty() {
+            return until_next;
+        }
+        let n = ids.len();
+        let (tx, rx) = smol::channel::unbounded();
+        for id in ids {
+            let _ = tx.try_send(id);
+        }
+        drop(tx);
+        let ex = smol::Executor::new();
+        let secret = settings.replies.webhook_secret.clone();
+        let tasks: Vec<_> = (0..PARALLEL.min(n))
+            .map(|_| {
+                let (rx, url, secret) = (rx.clone(), url.clone(), secret.clone());
+                ex.spawn(async move {
+                    while let Ok((id, k)) = rx.try_recv() {
+                        self.process(id, k, &url, &secret).await;
+                    }
+                })
+            })
+            .collect();
+        ex.run(async {
+            for t in tasks {
+                t.await;
+            }
+        })
+        .await;
+        Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
+    }
+
+    async fn process(&self, id: QueueId, k: u16, url: &webhook::Url, secret: &str) {
+        let Ok(Some(old)) = self.app.spool.record(id, k) else {
+            return;
+        };
+        if !old.is_pending() {
+            return;
+        }
+        let shown_id = old
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("<{}>", old.id));
+        self.log
+            .line("INFO", &format!("metroplex: processing {shown_id}"));
+        let mut new = old.clone();
+        let outcome = self.attempt(id, &mut new, url, secret).await;
+        match &outcome {
+            Outcome::Done(status) => {
+                new.status = status.clone();
+                let to = if status == "processed" {
+                    "success".to_string()
+                } else {
+                    format!(
+                        "failed ({})",
+                        status.strip_prefix("failed:").unwrap_or(status)
+                    )
+                };
+                self.log
+                    .line("DEBUG", &format!("Moving {} => {to}", old.id));
+            }
+            Outcome::Retry(why) => {
+                new.attempts += 1;
+                new.last_error = Some(why.clone());
+                let received = received_ms(&old);
+                if now_ms() - received >= GIVE_UP.as_millis() as i64 {
+                    new.status = "failed:webhook".into();
+                    self.log.line(
+                        "DEBUG",
+                        &format!("Moving {} => failed (webhook: {why})", old.id),
+                    );
+                } else {
+                    new.due_ms = now_ms() + backoff(new.attempts).as_millis() as i64;
+                    self.log.line(
+                        "WARN",
+                        &format!(
+                            "{}: webhook: {why}; retrying in {} s",
+                            old.id,
+                            backoff(new.attempts).as_secs()
+                        ),
+                    );
+                }
+            }
+        }
+        if let Err(e) = self.app.spool.update(id, k, &old, &new) {
+            log::error!("replies: cannot record the outcome for {}: {e}", old.id);
+        }
+    }
+
+    async fn attempt(
+        &self,
+        id: QueueId,
+        rec: &mut ReplyRecord,
+        url: &webhook::Url,
+        secret: &str,
+    ) -> Outcome {
+        let done = |s: &str| Outcome::Done(s.to_string());
+        let raw = match self.app.spool.data(id) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return done("failed:missing"),
+            Err(e) => return Outcome::Retry(format!("reading the message: {e}")),
+        };
+        if raw.len() > MESSAGE_MAX {
+            return done("failed:too_large");
+        }
+        let local = rec.to.rsplit_once('@').map_or(rec.to.as_str(), |(l, _)| l);
+        let Some(tok) = token::verify(&self.app.reply_key, local) else {
+            // Only verified addresses are accepted at RCPT; a key change since is the only way here.
+            return done("failed:bad_address");
+        };
+        let parsed = match extract::parse(&raw, &rec.from) {
+            Ok(p) => p,
+            Err(e) => {
+                rec.last_error = Some(e);
+                return done("failed:unparseable");
+            }
+        };
+        if let Some(why) = parsed.auto_reply {
+            rec.last_error = Some(why);
+            return done("failed:auto_reply");
+        }
+        if parsed.text.trim().is_empty() {
+            return done("failed:empty");
+        }
+        // The same message (Message-ID) to the same reply address is one reply, however often a
+        // sending MTA delivered it.
+        let digest = crate::crypto::sha256_hex(
+            format!(
+                "{}\0{}",
+                rec.message_id.as_deref().unwrap_or(&rec.id),
+                rec.to.to_ascii_lowercase()
+            )
+            .as_bytes(),
+        );
+        let delivery_id = match self.app.spool.first_delivery(&digest, &rec.id) {
+            Ok(None) => rec.id.clone(),
+            Ok(Some(first)) if first == rec.id => first,
+            Ok(Some(first)) => {
+                rec.delivery_id = Some(first.clone());
+                rec.last_error = Some(format!("a duplicate of {first}"));
+                self.log
+                    .line("DEBUG", &format!("{} is a duplicate of {first}", rec.id));
+                return done("discarded");
+            }
+            Err(e) => return Outcome::Retry(format!("the duplicate check failed: {e}")),
+        };
+        rec.delivery_id = Some(delivery_id.clone());
+        self.log.line("DEBUG", &format!("Matched {}", rec.id));
+        let body = serde_json::json!({
+            "thread": { "kind": tok.kind.name(), "id": tok.thread },
+            "user_id": tok.user,
+            "from": if parsed.from.is_empty() { rec.from.clone() } else { parsed.from.clone() },
+            "subject": parsed.subject,
+            "body": parsed.text,
+            "message_id": rec.message_id,
+            "received_at": rec.received_at,
+        });
+        let bytes = serde_json::to_vec(&body).expect("serializes");
+        let sig = webhook::signature(secret, &bytes);
+        let headers = [
+            ("X-Herald-Signature", sig.as_str()),
+            ("X-Herald-Delivery", delivery_id.as_str()),
+        ];
+        match webhook::post(url, &bytes, &headers, &self.tls).await {
+            Ok(code) if (200..300).contains(&code) => done("processed"),
+            Ok(404 | 410) => {
+                rec.last_error =
+                    Some("the application says the thread or user no longer exists".into());
+                done("failed:thread_gone")
+            }
+            Ok(code) => Outcome::Retry(format!("the webhook answered {code}")),
+            Err(e) => Outcome::Retry(e),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::clock::unix_millis(SystemTime::now())
+}
+
+/// When a record was received (unix ms), from its RFC 3339 stamp; now if unreadable.
+fn received_ms(rec: &ReplyRecord) -> i64 {
+    crate::clock::parse_rfc3339_ms(&rec.received_at).unwrap_or_else(now_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_30_s_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(30));
+        assert_eq!(backoff(2), Duration::from_secs(60));
+        assert_eq!(backoff(8), Duration::from_secs(3600));
+    }
+}
