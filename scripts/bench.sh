@@ -67,3 +67,13 @@ if [ -f "$shared/bench/postfix-anchor.sh" ]; then
 else
   echo "bench: $shared/bench/postfix-anchor.sh not found: inbound benchmark skipped"
 fi
+
+# --- outbound: notifications from API 202 to smarthost 250, herald and Postfix relaying to the
+# same smtp-sink, same run ---
+if [ -f "$shared/bench/postfix-anchor.sh" ]; then
+  outbound=$(python3 scripts/bench_outbound.py "$BIN" "$shared" "$work/outbound")
+  echo "$outbound"
+  write_section outbound "$outbound"
+else
+  echo "bench: $shared/bench/postfix-anchor.sh not found: outbound benchmark skipped"
+fi
