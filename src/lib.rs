@@ -22,6 +22,7 @@
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
+//! - [`wake`]: how the background workers wait between rounds.
 
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod replies;
 pub mod service;
 pub mod settings;
 pub mod smtp;
+pub mod wake;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,7 +10,6 @@ use super::session::{Session, Target};
 use crate::app::App;
 use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
-use smol::future::FutureExt;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -121,20 +120,7 @@ impl Worker {
             let next = self.round(&mut paused).await;
             self.close_idle(false).await;
             let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
-            let woke = async {
-                let _ = self.app.queue.woken.recv().await;
-                true
-            }
-            .or(async {
-                smol::Timer::after(wait).await;
-                true
-            })
-            .or(async {
-                let _ = stop.recv().await;
-                false
-            })
-            .await;
-            if !woke {
+            if !crate::wake::next_round(&self.app.queue.woken, wait, &stop).await {
                 self.close_idle(true).await;
                 return;
             }

@@ -7,7 +7,6 @@
 use super::{extract, token, webhook};
 use crate::app::{App, paths};
 use crate::inbound::spool::{QueueId, ReplyRecord};
-use smol::future::FutureExt;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -102,20 +101,7 @@ impl Processor {
         loop {
             let next = self.round(&mut warned).await;
             let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
-            let go_on = async {
-                let _ = self.app.spool.woken.recv().await;
-                true
-            }
-            .or(async {
-                smol::Timer::after(wait).await;
-                true
-            })
-            .or(async {
-                let _ = stop.recv().await;
-                false
-            })
-            .await;
-            if !go_on {
+            if !crate::wake::next_round(&self.app.spool.woken, wait, &stop).await {
                 return;
             }
         }
