@@ -6,6 +6,23 @@ use crate::harness::*;
 
 use super::notifications::sink_settings;
 
+/// Queues one notification to `to` and waits for its first outcome: asserts its status, one
+/// attempt, and each of `needles` in its last error. Returns its id.
+fn first_outcome(api: &Api, to: &str, thread: u64, status: &str, needles: &[&str]) -> String {
+    let id = api.notify(&notification(to, "issue", thread, 1))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = api.wait_status(&id, &["failed", "sent", "deferred"]);
+    assert_eq!(st["status"], status, "{st:#}");
+    assert_eq!(st["attempts"], 1, "{st:#}");
+    let e = st["last_error"].as_str().unwrap_or_default();
+    for n in needles {
+        assert!(e.contains(n), "{n:?} not in {st:#}");
+    }
+    id
+}
+
 #[test]
 fn smtp_sink_faults_fail_a_5xx_defer_a_4xx_or_a_hang_up_and_lose_nothing() {
     let dir = TempDir::new("out-faults");
@@ -26,17 +43,12 @@ fn smtp_sink_faults_fail_a_5xx_defer_a_4xx_or_a_hang_up_and_lose_nothing() {
             "550 5.1.1 <nobody@example.org>: Recipient address rejected",
         ],
     );
-    let hard = api.notify(&notification("nobody@example.org", "issue", 1, 1))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let st = api.wait_status(&hard, &["failed", "sent", "deferred"]);
-    assert_eq!(st["status"], "failed", "{st:#}");
-    assert_eq!(st["attempts"], 1);
-    let e = st["last_error"].as_str().unwrap();
-    assert!(
-        e.contains("550 5.1.1") && e.contains("Recipient address rejected"),
-        "{e}"
+    let hard = first_outcome(
+        &api,
+        "nobody@example.org",
+        1,
+        "failed",
+        &["550 5.1.1", "Recipient address rejected"],
     );
     sink.peer.kill();
 
@@ -52,17 +64,7 @@ fn smtp_sink_faults_fail_a_5xx_defer_a_4xx_or_a_hang_up_and_lose_nothing() {
             "451 4.3.0 <later@example.org>: Try again later",
         ],
     );
-    let soft = api.notify(&notification("later@example.org", "issue", 2, 1))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let st = api.wait_status(&soft, &["failed", "sent", "deferred"]);
-    assert_eq!(st["status"], "deferred", "{st:#}");
-    assert_eq!(st["attempts"], 1);
-    assert!(
-        st["last_error"].as_str().unwrap().contains("451 4.3.0"),
-        "{st:#}"
-    );
+    let soft = first_outcome(&api, "later@example.org", 2, "deferred", &["451 4.3.0"]);
     // smtp-sink opens a dump file at MAIL; with the connection kept for the next message, the
     // refused transaction's file stays empty.
     assert!(sink.captured().iter().all(|m| m.text().is_empty()));
@@ -70,31 +72,18 @@ fn smtp_sink_faults_fail_a_5xx_defer_a_4xx_or_a_hang_up_and_lose_nothing() {
 
     // The server hangs up at DATA: deferred.
     let mut sink = Sink::start(&dir, "hangup", port, &["-q", "DATA"]);
-    let hangup = api.notify(&notification("hangup@example.org", "issue", 3, 1))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let st = api.wait_status(&hangup, &["failed", "sent", "deferred"]);
-    assert_eq!(st["status"], "deferred", "{st:#}");
-    assert_eq!(st["attempts"], 1);
-    assert!(
-        st["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("connection was lost during DATA"),
-        "{st:#}"
+    let hangup = first_outcome(
+        &api,
+        "hangup@example.org",
+        3,
+        "deferred",
+        &["connection was lost during DATA"],
     );
     sink.peer.kill();
 
     // 421 instead of a greeting: deferred.
     let mut sink = Sink::start(&dir, "busy", port, &["-Q", "CONNECT"]);
-    let busy = api.notify(&notification("busy@example.org", "issue", 5, 1))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let st = api.wait_status(&busy, &["failed", "sent", "deferred"]);
-    assert_eq!(st["status"], "deferred", "{st:#}");
-    assert!(st["last_error"].as_str().unwrap().contains("421"), "{st:#}");
+    let busy = first_outcome(&api, "busy@example.org", 5, "deferred", &["421"]);
     sink.peer.kill();
 
     // 5xx after the data: failed at once.
@@ -104,16 +93,7 @@ fn smtp_sink_faults_fail_a_5xx_defer_a_4xx_or_a_hang_up_and_lose_nothing() {
         port,
         &["-f", ".", "-B", "554 5.7.1 Message rejected as spam"],
     );
-    let spam = api.notify(&notification("spam@example.org", "issue", 6, 1))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let st = api.wait_status(&spam, &["failed", "sent", "deferred"]);
-    assert_eq!(st["status"], "failed", "{st:#}");
-    assert!(
-        st["last_error"].as_str().unwrap().contains("554 5.7.1"),
-        "{st:#}"
-    );
+    let spam = first_outcome(&api, "spam@example.org", 6, "failed", &["554 5.7.1"]);
     sink.peer.kill();
 
     // The server is down: deferred.
