@@ -10,3 +10,4 @@ mod console;
 mod inbound;
 mod lifecycle;
 mod outbound;
+mod replies;

@@ -178,6 +178,8 @@ fn get_replies(app: &App, req: &Request) -> Response {
                     json!({
                         "id": r.id, "status": r.status, "from": r.from, "to": r.to,
                         "message_id": r.message_id, "received_at": r.received_at, "tls": r.tls,
+                        "attempts": r.attempts, "last_error": r.last_error,
+                        "delivery_id": r.delivery_id,
                     })
                 })
                 .collect();

@@ -105,20 +105,30 @@ pub fn request(url: &Url, body: &[u8], headers: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-/// The status code of an HTTP/1.x answer, once its status line is complete.
+/// The final status code of an HTTP/1.x answer, once its status line is complete. Interim 1xx
+/// answers (`100 Continue`, `103 Early Hints`) before it are skipped (RFC 9110 §15.2).
 pub fn status(answer: &[u8]) -> Option<u16> {
-    let end = answer.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&answer[..end]).ok()?;
-    let mut parts = line.split(' ');
-    let version = parts.next()?;
-    if !version.starts_with("HTTP/1.") {
-        return None;
+    let mut rest = answer;
+    loop {
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&rest[..end]).ok()?;
+        let mut parts = line.split(' ');
+        let version = parts.next()?;
+        if !version.starts_with("HTTP/1.") {
+            return None;
+        }
+        let code: u16 = parts
+            .next()?
+            .parse()
+            .ok()
+            .filter(|c| (100..600).contains(c))?;
+        if code >= 200 {
+            return Some(code);
+        }
+        // An interim answer ends with an empty line; the final one follows.
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n")?;
+        rest = &rest[head_end + 4..];
     }
-    parts
-        .next()?
-        .parse()
-        .ok()
-        .filter(|c| (100..600).contains(c))
 }
 
 /// POSTs `body` to `url`; the answer's status code, or what went wrong.
@@ -253,5 +263,14 @@ mod tests {
         assert_eq!(status(b"HTTP/1.0 410 Gone\r\nX: y\r\n"), Some(410));
         assert_eq!(status(b"HTTP/1.1 200 OK"), None, "line not complete yet");
         assert_eq!(status(b"SSH-2.0-OpenSSH\r\n"), None);
+        // Interim answers are skipped, also when the final one has not come yet.
+        assert_eq!(
+            status(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 204 No Content\r\n"
+            ),
+            Some(204)
+        );
+        assert_eq!(status(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
+        assert_eq!(status(b"HTTP/1.1 100 Continue\r\n"), None);
     }
 }

@@ -18,7 +18,7 @@
 //! makes several notifications due together: a slow smtp-sink (`-w`) or a smarthost held with
 //! SIGSTOP keeps the worker's first round busy while the rest come in.
 
-mod common;
+pub(crate) mod common;
 mod faults;
 mod notifications;
 mod testmail;
