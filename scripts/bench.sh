@@ -77,3 +77,13 @@ if [ -f "$shared/bench/postfix-anchor.sh" ]; then
 else
   echo "bench: $shared/bench/postfix-anchor.sh not found: outbound benchmark skipped"
 fi
+
+# --- reply processing: replies from the 250 to the webhook's 2xx, with a local webhook receiver;
+# smtp-source comes with Postfix (postfix-anchor.sh installs it) ---
+if command -v smtp-source >/dev/null; then
+  replies=$(python3 scripts/bench_replies.py "$BIN" "$work/replies")
+  echo "$replies"
+  write_section replies "$replies"
+else
+  echo "bench: smtp-source not found (Debian's postfix package): reply processing benchmark skipped"
+fi
