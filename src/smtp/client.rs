@@ -171,6 +171,8 @@ pub struct Failure {
     pub reply: Option<ServerReply>,
     /// What went wrong, in plain words, without secrets.
     pub detail: String,
+    /// The RFC 3463 status when no server reply says it (a refusal made here).
+    pub status: Option<&'static str>,
 }
 
 impl Failure {
@@ -181,7 +183,14 @@ impl Failure {
             stage,
             reply: None,
             detail: detail.into(),
+            status: None,
         }
+    }
+
+    /// The same failure with the RFC 3463 status it stands for.
+    pub fn with_status(mut self, status: &'static str) -> Failure {
+        self.status = Some(status);
+        self
     }
 
     fn rejected(kind: Kind, stage: Stage, reply: ServerReply, what: &str) -> Failure {
@@ -191,12 +200,18 @@ impl Failure {
             stage,
             detail: format!("{what}: {}", reply.one_line()),
             reply: Some(reply),
+            status: None,
         }
     }
 
     /// The Postfix-style DSN code: the reply's enhanced code, else one from the class.
     pub fn dsn(&self) -> String {
-        if let Some(e) = self.reply.as_ref().and_then(|r| r.enhanced()) {
+        if let Some(e) = self
+            .reply
+            .as_ref()
+            .and_then(|r| r.enhanced())
+            .or(self.status)
+        {
             return e.to_string();
         }
         if self.permanent { "5.0.0" } else { "4.0.0" }.to_string()
@@ -537,7 +552,8 @@ impl Client {
                     "the message is {} bytes and the server takes at most {limit} (SIZE)",
                     data.len()
                 ),
-            ));
+            )
+            .with_status("5.3.4"));
         }
         let mut mail = format!("MAIL FROM:<{from}>");
         if self.caps.size.is_some() {
