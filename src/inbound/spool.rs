@@ -177,10 +177,20 @@ impl Spool {
                 return (out, Some(due));
             }
             let id = QueueId(u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")));
-            out.push((
-                id,
-                u16::from_be_bytes(k[17..19].try_into().expect("2 bytes")),
-            ));
+            let n = u16::from_be_bytes(k[17..19].try_into().expect("2 bytes"));
+            // An entry whose record is gone, unreadable or not pending would be taken round
+            // after round: it goes instead.
+            if !self
+                .record(id, n)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.is_pending())
+            {
+                log::warn!("replies: dropping a stale pending entry for {id}-{n}");
+                let _ = self.tree.remove(&k);
+                continue;
+            }
+            out.push((id, n));
         }
         (out, None)
     }

@@ -192,7 +192,20 @@ impl Queue {
             if due > now_ms || ids.len() >= limit {
                 return (ids, Some(due));
             }
-            ids.push(u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")));
+            let id = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
+            // An entry whose record is gone, unreadable or no longer waiting would be taken
+            // round after round: it goes instead.
+            if !self
+                .get(id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.status.waiting())
+            {
+                log::warn!("outbound: dropping a stale due entry for {id:X}");
+                let _ = self.tree.remove(&k);
+                continue;
+            }
+            ids.push(id);
         }
         (ids, None)
     }

@@ -256,7 +256,17 @@ impl Worker {
                 }
                 let s = session.as_mut().expect("open");
                 match s.send(&from, &rec.to, &message).await {
-                    Err(f) if !fresh && f.kind == Kind::Network && !s.is_ready() => {
+                    // Only a failure before DATA: once the final dot was sent the server may
+                    // have the message, and sending it again on a new connection would double it.
+                    Err(f)
+                        if !fresh
+                            && f.kind == Kind::Network
+                            && !s.is_ready()
+                            && matches!(
+                                f.stage,
+                                crate::smtp::client::Stage::Rset | crate::smtp::client::Stage::Mail
+                            ) =>
+                    {
                         session = None;
                         continue;
                     }
@@ -267,7 +277,9 @@ impl Worker {
                 Ok(reply) => self.outcome(id, Ok(&reply.one_line()), relay.as_deref()),
                 Err(f) => {
                     self.outcome(id, Err(f), relay.as_deref());
-                    if matches!(f.kind, Kind::Auth | Kind::Config) {
+                    // Settings that cannot work, and credentials the server refused for good
+                    // (535), pause delivery; a 4xx to AUTH is retried like any deferral.
+                    if f.kind == Kind::Config || (f.kind == Kind::Auth && f.permanent) {
                         *stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(f.detail.clone());
                     } else if f.stage == crate::smtp::client::Stage::Connect {

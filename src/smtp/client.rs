@@ -292,6 +292,8 @@ enum AuthStep {
     LoginUser,
     LoginPassword,
     CramChallenge,
+    /// We answered an unexpected prompt with `*`: the next reply must end the exchange.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -843,10 +845,19 @@ impl Client {
                 self.send_redacted(&crypto::base64_encode(answer.as_bytes()), "[redacted]");
                 self.state = State::Auth(AuthStep::Final);
             }
+            (AuthStep::Cancelled, 334) => {
+                let f = Failure::new(
+                    Kind::Auth,
+                    false,
+                    Stage::Auth,
+                    "the server went on with AUTH after it was cancelled",
+                );
+                self.fail(f, true);
+            }
             (_, 334) => {
                 // A prompt where none belongs: cancel the exchange (RFC 4954 §4).
                 self.send("*");
-                self.state = State::Auth(AuthStep::Final);
+                self.state = State::Auth(AuthStep::Cancelled);
             }
             (_, code) => {
                 let what = if code == 535 {

@@ -544,3 +544,34 @@ fn dot_stuffing_is_exact() {
         );
     }
 }
+
+#[test]
+fn endless_auth_prompts_end_the_session() {
+    let (mut c, now) = tls_ready(
+        cfg(TlsMode::Implicit, Some((Mechanism::Plain, "u", "p"))),
+        "250-mx\r\n250 AUTH PLAIN\r\n",
+    );
+    assert!(out(&mut c).starts_with("AUTH PLAIN "));
+    c.receive(b"334 more?\r\n", now);
+    assert_eq!(out(&mut c), "*\r\n");
+    c.receive(b"334 and more?\r\n", now);
+    assert_eq!(out(&mut c), "QUIT\r\n");
+    let Some(Event::Closed(Some(f))) = c.poll_event() else {
+        panic!()
+    };
+    assert_eq!((f.kind, f.permanent), (Kind::Auth, false));
+}
+
+#[test]
+fn a_temporary_auth_failure_is_transient() {
+    let (mut c, now) = tls_ready(
+        cfg(TlsMode::Implicit, Some((Mechanism::Plain, "u", "p"))),
+        "250-mx\r\n250 AUTH PLAIN\r\n",
+    );
+    out(&mut c);
+    c.receive(b"454 4.7.0 Temporary authentication failure\r\n", now);
+    let Some(Event::Closed(Some(f))) = c.poll_event() else {
+        panic!()
+    };
+    assert_eq!((f.kind, f.permanent), (Kind::Auth, false));
+}
