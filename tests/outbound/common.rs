@@ -212,6 +212,31 @@ pub struct Smarthost {
 }
 
 impl Smarthost {
+    /// A smarthost with TLS (`starttls` or `implicit`) on a certificate for `localhost` from
+    /// `pki`, offering the `auth` mechanisms for USER / PASSWORD, and refusing MAIL without AUTH.
+    pub fn tls_with_auth(dir: &TempDir, name: &str, pki: &Pki, tls: &str, auth: &str) -> Smarthost {
+        let (cert, key) = pki.leaf("localhost", &["localhost"], false);
+        Smarthost::start(
+            dir,
+            name,
+            &[
+                "--tls",
+                tls,
+                "--cert",
+                arg(&cert),
+                "--key",
+                arg(&key),
+                "--auth",
+                auth,
+                "--user",
+                USER,
+                "--password",
+                PASSWORD,
+                "--require-auth",
+            ],
+        )
+    }
+
     /// Starts it with `args` (`--tls`, `--auth`, ...) and waits for its ready file.
     pub fn start(dir: &TempDir, tag: &str, args: &[&str]) -> Smarthost {
         let maildir = dir.join(&format!("{tag}-mail"));

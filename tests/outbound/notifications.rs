@@ -161,26 +161,7 @@ fn notifications_go_through_starttls_and_auth_with_the_applied_settings() {
     const N: usize = 8;
     let dir = TempDir::new("out-notify-tls");
     let pki = Pki::new(&dir);
-    let (cert, key) = pki.leaf("localhost", &["localhost"], false);
-    let sh = Smarthost::start(
-        &dir,
-        "tls",
-        &[
-            "--tls",
-            "starttls",
-            "--cert",
-            arg(&cert),
-            "--key",
-            arg(&key),
-            "--auth",
-            "LOGIN",
-            "--user",
-            USER,
-            "--password",
-            PASSWORD,
-            "--require-auth",
-        ],
-    );
+    let sh = Smarthost::tls_with_auth(&dir, "tls", &pki, "starttls", "LOGIN");
     let h = start_herald(
         &dir,
         &format!(

@@ -12,26 +12,7 @@ use std::collections::BTreeSet;
 fn test_email_over_starttls_with_plain_login_and_cram_md5_never_shows_the_password() {
     let dir = TempDir::new("out-auth");
     let pki = Pki::new(&dir);
-    let (cert, key) = pki.leaf("localhost", &["localhost"], false);
-    let sh = Smarthost::start(
-        &dir,
-        "auth",
-        &[
-            "--tls",
-            "starttls",
-            "--cert",
-            arg(&cert),
-            "--key",
-            arg(&key),
-            "--auth",
-            "PLAIN,LOGIN,CRAM-MD5",
-            "--user",
-            USER,
-            "--password",
-            PASSWORD,
-            "--require-auth",
-        ],
-    );
+    let sh = Smarthost::tls_with_auth(&dir, "auth", &pki, "starttls", "PLAIN,LOGIN,CRAM-MD5");
     let h = start_herald(
         &dir,
         &format!(
@@ -147,26 +128,7 @@ fn test_email_over_starttls_with_plain_login_and_cram_md5_never_shows_the_passwo
 fn test_email_with_a_wrong_password_says_authentication_failed_with_the_535() {
     let dir = TempDir::new("out-badpw");
     let pki = Pki::new(&dir);
-    let (cert, key) = pki.leaf("localhost", &["localhost"], false);
-    let sh = Smarthost::start(
-        &dir,
-        "badpw",
-        &[
-            "--tls",
-            "starttls",
-            "--cert",
-            arg(&cert),
-            "--key",
-            arg(&key),
-            "--auth",
-            "PLAIN,LOGIN",
-            "--user",
-            USER,
-            "--password",
-            PASSWORD,
-            "--require-auth",
-        ],
-    );
+    let sh = Smarthost::tls_with_auth(&dir, "badpw", &pki, "starttls", "PLAIN,LOGIN");
     let h = start_herald(
         &dir,
         &format!(
@@ -393,26 +355,7 @@ fn test_email_names_each_certificate_problem_and_tls_verify_off_accepts_a_wrong_
 fn test_email_over_implicit_tls() {
     let dir = TempDir::new("out-implicit");
     let pki = Pki::new(&dir);
-    let (cert, key) = pki.leaf("localhost", &["localhost"], false);
-    let sh = Smarthost::start(
-        &dir,
-        "implicit",
-        &[
-            "--tls",
-            "implicit",
-            "--cert",
-            arg(&cert),
-            "--key",
-            arg(&key),
-            "--auth",
-            "PLAIN",
-            "--user",
-            USER,
-            "--password",
-            PASSWORD,
-            "--require-auth",
-        ],
-    );
+    let sh = Smarthost::tls_with_auth(&dir, "implicit", &pki, "implicit", "PLAIN");
     let plain = Smarthost::start(&dir, "plain", &["--tls", "none"]);
     let h = start_herald(
         &dir,
