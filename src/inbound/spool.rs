@@ -138,6 +138,12 @@ impl Spool {
             writes.push((key(REPLY, id, Some(n)), rec_bytes));
             if rec.is_pending() {
                 writes.push((pending_key(now_ms, id, n), Vec::new()));
+                // The first record of a reply is named in the same durable commit, so which
+                // copy of a duplicate is posted is settled before any is, crash or not.
+                let seen = seen_key(&duplicate_digest(&rec));
+                if self.tree.get(&seen).ok().flatten().is_none() {
+                    writes.push((seen, rec.id.clone().into_bytes()));
+                }
             }
             records.push(rec);
         }
@@ -243,15 +249,14 @@ impl Spool {
         self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
 
-    /// The delivery id already used for `digest` (a Message-ID and reply address), or `None`
-    /// after recording `delivery_id` as its first.
+    /// The delivery id of the first record of `digest` (see [`duplicate_digest`]); `None` after
+    /// recording `delivery_id` as the first, for records stored before `store` named it.
     pub fn first_delivery(
         &self,
         digest: &str,
         delivery_id: &str,
     ) -> Result<Option<String>, String> {
-        let mut k = vec![SEEN];
-        k.extend_from_slice(digest.as_bytes());
+        let k = seen_key(digest);
         match self
             .tree
             .compare_and_swap(&k, None as Option<&[u8]>, Some(delivery_id.as_bytes()))
@@ -280,6 +285,25 @@ impl Spool {
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| e.to_string())
     }
+}
+
+/// What makes two records one reply: the same Message-ID (or, without one, the record itself)
+/// to the same reply address.
+pub fn duplicate_digest(rec: &ReplyRecord) -> String {
+    crate::crypto::sha256_hex(
+        format!(
+            "{}\0{}",
+            rec.message_id.as_deref().unwrap_or(&rec.id),
+            rec.to.to_ascii_lowercase()
+        )
+        .as_bytes(),
+    )
+}
+
+fn seen_key(digest: &str) -> Vec<u8> {
+    let mut k = vec![SEEN];
+    k.extend_from_slice(digest.as_bytes());
+    k
 }
 
 fn pending_key(due_ms: i64, id: QueueId, n: u16) -> Vec<u8> {
@@ -510,6 +534,35 @@ mod tests {
         assert!(
             counts.contains(&("processed".to_string(), 1))
                 && counts.contains(&("discarded".to_string(), 1))
+        );
+    }
+
+    /// Which copy of a duplicate is the reply is settled when it is stored (durably), not when it
+    /// is processed, so a crash between a webhook POST and its record cannot make both count.
+    #[test]
+    fn the_first_copy_of_a_duplicate_is_named_at_store_time() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = open(&db, None);
+        let rcpts = vec![("R1@reply.x".to_string(), false)];
+        let (a, recs_a) = smol::block_on(spool.store(incoming(&rcpts, b"one"))).unwrap();
+        let lower = vec![("r1@reply.x".to_string(), false)];
+        let (_, recs_b) = smol::block_on(spool.store(incoming(&lower, b"one again"))).unwrap();
+        let first = format!("{a}-1");
+        for rec in [&recs_a[0], &recs_b[0]] {
+            let digest = duplicate_digest(rec);
+            assert_eq!(
+                spool.first_delivery(&digest, &rec.id).unwrap(),
+                Some(first.clone())
+            );
+        }
+        // Without a Message-ID every record is its own reply.
+        let mut m = incoming(&rcpts, b"x");
+        m.message_id = None;
+        let (c, recs_c) = smol::block_on(spool.store(m)).unwrap();
+        let digest = duplicate_digest(&recs_c[0]);
+        assert_eq!(
+            spool.first_delivery(&digest, &recs_c[0].id).unwrap(),
+            Some(format!("{c}-1"))
         );
     }
 

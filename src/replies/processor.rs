@@ -249,14 +249,7 @@ impl Processor {
         }
         // The same message (Message-ID) to the same reply address is one reply, however often a
         // sending MTA delivered it.
-        let digest = crate::crypto::sha256_hex(
-            format!(
-                "{}\0{}",
-                rec.message_id.as_deref().unwrap_or(&rec.id),
-                rec.to.to_ascii_lowercase()
-            )
-            .as_bytes(),
-        );
+        let digest = crate::inbound::spool::duplicate_digest(rec);
         let delivery_id = match self.app.spool.first_delivery(&digest, &rec.id) {
             Ok(None) => rec.id.clone(),
             Ok(Some(first)) if first == rec.id => first,
