@@ -169,11 +169,6 @@ impl Client {
         self.tls
     }
 
-    /// The largest message the server said it takes (SIZE), if it said.
-    pub fn size_limit(&self) -> Option<u64> {
-        self.caps.size
-    }
-
     /// Bytes from the server.
     pub fn receive(&mut self, bytes: &[u8], now: Instant) {
         let mut rest = bytes;
