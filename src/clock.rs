@@ -53,6 +53,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms)
 }
 
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    unix_millis(SystemTime::now())
+}
+
 /// Milliseconds since the epoch.
 pub fn unix_millis(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {

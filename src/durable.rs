@@ -122,7 +122,7 @@ pub fn first_free_id(tree: &sled::Tree, prefixes: &[u8]) -> u64 {
         })
         .max()
         .unwrap_or(0);
-    let now = crate::clock::unix_millis(std::time::SystemTime::now()) as u64 * 1000;
+    let now = crate::clock::now_ms() as u64 * 1000;
     now.max(newest + 1)
 }
 

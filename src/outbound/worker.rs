@@ -23,8 +23,6 @@ const BACKOFF_MIN: Duration = Duration::from_secs(60);
 const BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
 /// A notification not delivered after this long fails (RFC 5321 §4.5.4.1: 4-5 days).
 pub const GIVE_UP: Duration = Duration::from_secs(5 * 24 * 60 * 60);
-/// How often the worker looks at the settings and the queue when nothing wakes it.
-const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 pub struct Worker {
     pub app: Arc<App>,
@@ -48,14 +46,9 @@ fn fingerprint(s: &Settings) -> String {
     )
 }
 
-fn now_ms() -> i64 {
-    crate::clock::unix_millis(SystemTime::now())
-}
-
 /// The wait before attempt `attempts + 1`.
 pub fn backoff(attempts: u32) -> Duration {
-    let factor = 1u32 << attempts.saturating_sub(1).min(16);
-    (BACKOFF_MIN * factor).min(BACKOFF_MAX)
+    crate::wake::backoff(attempts, BACKOFF_MIN, BACKOFF_MAX)
 }
 
 impl Worker {
@@ -119,7 +112,9 @@ impl Worker {
         loop {
             let next = self.round(&mut paused).await;
             self.close_idle(false).await;
-            let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
+            let wait = next
+                .unwrap_or(crate::wake::IDLE_CHECK)
+                .min(crate::wake::IDLE_CHECK);
             if !crate::wake::next_round(&self.app.queue.woken, wait, &stop).await {
                 self.close_idle(true).await;
                 return;
@@ -144,8 +139,9 @@ impl Worker {
             log::info!("outbound: settings changed since \"{why}\": delivering again");
             *paused = None;
         }
-        let (ids, next_due) = self.app.queue.due(now_ms(), ROUND);
-        let until_next = next_due.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
+        let (ids, next_due) = self.app.queue.due(crate::clock::now_ms(), ROUND);
+        let until_next =
+            next_due.map(|d| Duration::from_millis((d - crate::clock::now_ms()).max(0) as u64));
         if ids.is_empty() {
             return until_next;
         }
@@ -309,7 +305,7 @@ impl Worker {
         let Ok(Some(old)) = self.app.queue.get(id) else {
             return;
         };
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let mut rec: Record = old.clone();
         rec.attempts += 1;
         rec.relay = relay.map(str::to_string);

@@ -22,11 +22,9 @@ const BACKOFF_MIN: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
 /// A reply the webhook has not taken after this long fails (`failed:webhook`).
 pub const GIVE_UP: Duration = Duration::from_secs(3 * 24 * 60 * 60);
-const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 pub fn backoff(attempts: u32) -> Duration {
-    let factor = 1u32 << attempts.saturating_sub(1).min(16);
-    (BACKOFF_MIN * factor).min(BACKOFF_MAX)
+    crate::wake::backoff(attempts, BACKOFF_MIN, BACKOFF_MAX)
 }
 
 /// metroplex.log: `[<time> <LEVEL> (<pid>) #] <text>`, as the seed shows it.
@@ -100,7 +98,9 @@ impl Processor {
         let mut warned = false;
         loop {
             let next = self.round(&mut warned).await;
-            let wait = next.unwrap_or(IDLE_CHECK).min(IDLE_CHECK);
+            let wait = next
+                .unwrap_or(crate::wake::IDLE_CHECK)
+                .min(crate::wake::IDLE_CHECK);
             if !crate::wake::next_round(&self.app.spool.woken, wait, &stop).await {
                 return;
             }
@@ -115,7 +115,7 @@ impl Processor {
         let url = match webhook::parse_url(&settings.replies.webhook_url) {
             Ok(u) => u,
             Err(e) => {
-                if !*warned && !self.app.spool.due(now_ms(), 1).0.is_empty() {
+                if !*warned && !self.app.spool.due(crate::clock::now_ms(), 1).0.is_empty() {
                     log::warn!("replies wait for replies.webhook_url: {e}");
                     *warned = true;
                 }
@@ -123,8 +123,9 @@ impl Processor {
             }
         };
         *warned = false;
-        let (ids, next_due) = self.app.spool.due(now_ms(), ROUND);
-        let until_next = next_due.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
+        let (ids, next_due) = self.app.spool.due(crate::clock::now_ms(), ROUND);
+        let until_next =
+            next_due.map(|d| Duration::from_millis((d - crate::clock::now_ms()).max(0) as u64));
         if ids.is_empty() {
             return until_next;
         }
@@ -188,14 +189,14 @@ impl Processor {
                 new.attempts += 1;
                 new.last_error = Some(why.clone());
                 let received = received_ms(&old);
-                if now_ms() - received >= GIVE_UP.as_millis() as i64 {
+                if crate::clock::now_ms() - received >= GIVE_UP.as_millis() as i64 {
                     new.status = "failed:webhook".into();
                     self.log.line(
                         "DEBUG",
                         &format!("Moving {} => failed (webhook: {why})", old.id),
                     );
                 } else {
-                    new.due_ms = now_ms() + backoff(new.attempts).as_millis() as i64;
+                    new.due_ms = crate::clock::now_ms() + backoff(new.attempts).as_millis() as i64;
                     self.log.line(
                         "WARN",
                         &format!(
@@ -292,13 +293,9 @@ impl Processor {
     }
 }
 
-fn now_ms() -> i64 {
-    crate::clock::unix_millis(SystemTime::now())
-}
-
 /// When a record was received (unix ms), from its RFC 3339 stamp; now if unreadable.
 fn received_ms(rec: &ReplyRecord) -> i64 {
-    crate::clock::parse_rfc3339_ms(&rec.received_at).unwrap_or_else(now_ms)
+    crate::clock::parse_rfc3339_ms(&rec.received_at).unwrap_or_else(crate::clock::now_ms)
 }
 
 #[cfg(test)]
