@@ -29,7 +29,7 @@ RUN_TIMEOUT = 300
 GRACE = 1.0
 
 
-from benchlib import BenchError, free_port, sh  # noqa: E402  (shared with the other benches)
+from benchlib import BenchError, free_port, sh, stop  # noqa: E402  (shared with the other benches)
 
 
 class Sink:
@@ -141,16 +141,6 @@ def start_herald(name, sink_port):
         stop(proc)
         raise
     return proc, data, token
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def maillog(data):

@@ -56,7 +56,7 @@ ROUND = 256  # records the processor takes per round (src/replies/processor.rs)
 QUEUED = b"status=sent (queued for reply processing)"
 
 
-from benchlib import BenchError, free_port, sh  # noqa: E402  (shared with the other benches)
+from benchlib import BenchError, free_port, sh, stop  # noqa: E402  (shared with the other benches)
 
 
 def cpu_seconds(pid):
@@ -315,16 +315,6 @@ def start_herald(name, hook_port, port=None, fresh=True):
         stop(proc)
         raise
     return proc, data, port, rcpt
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class StoredCounter:

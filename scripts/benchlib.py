@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: running a command, a free loopback port."""
+"""What the benchmark scripts share: running a command, a free loopback port, stopping a process."""
 import socket, subprocess
 
 
@@ -17,3 +17,14 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop(proc):
+    """Terminates a process we started (killed if it does not end within 30 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
