@@ -321,7 +321,7 @@ fn create(app: &App, req: &Request) -> Response {
         due_ms: now_ms,
         sent_at: None,
         relay: None,
-        dsn: None,
+        smtp_reply: None,
     };
     if let Err(e) = app.queue.enqueue(id, &rec, &data) {
         log::error!("notification {qid}: cannot queue it: {e}");
@@ -362,7 +362,7 @@ fn view(r: &Record) -> Json {
         "created_at": r.created_at,
         "sent_at": r.sent_at,
         "relay": r.relay,
-        "smtp_reply": r.dsn,
+        "smtp_reply": r.smtp_reply,
     })
 }
 

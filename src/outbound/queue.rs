@@ -78,8 +78,9 @@ pub struct Record {
     pub sent_at: Option<String>,
     /// `host[ip]:port` of the last attempt.
     pub relay: Option<String>,
-    /// The server's reply to the last attempt, or what went wrong.
-    pub dsn: Option<String>,
+    /// The server's reply to the last attempt, when it got that far (what went wrong is
+    /// `last_error`).
+    pub smtp_reply: Option<String>,
 }
 
 pub struct Queue {
@@ -276,7 +277,7 @@ mod tests {
             due_ms,
             sent_at: None,
             relay: None,
-            dsn: None,
+            smtp_reply: None,
         }
     }
 

@@ -316,13 +316,13 @@ impl Worker {
                 rec.status = Status::Sent;
                 rec.sent_at = Some(crate::clock::rfc3339(SystemTime::now()));
                 rec.last_error = None;
-                rec.dsn = Some(reply.to_string());
+                rec.smtp_reply = Some(reply.to_string());
                 ("sent", "2.0.0".to_string(), reply.to_string())
             }
             Err(f) => {
                 let expired = now - rec.created_ms >= GIVE_UP.as_millis() as i64;
                 rec.last_error = Some(format!("{}: {}", super::testmail::headline(f), f.detail));
-                rec.dsn = f.reply.as_ref().map(|r| r.one_line());
+                rec.smtp_reply = f.reply.as_ref().map(|r| r.one_line());
                 if f.permanent && !matches!(f.kind, Kind::Auth | Kind::Config) || expired {
                     rec.status = Status::Failed;
                     let text = if expired && !f.permanent {
