@@ -171,7 +171,11 @@ impl Spool {
 
     /// Pending records due at `now_ms`, oldest due first, at most `limit`; and when the next one
     /// after them is due.
-    pub fn due(&self, now_ms: i64, limit: usize) -> (Vec<(QueueId, u16)>, Option<i64>) {
+    pub fn due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> (Vec<(QueueId, u16, ReplyRecord)>, Option<i64>) {
         let mut out = Vec::new();
         for k in self.tree.scan_prefix([PENDING]).keys() {
             let Ok(k) = k else { break };
@@ -186,17 +190,13 @@ impl Spool {
             let n = u16::from_be_bytes(k[17..19].try_into().expect("2 bytes"));
             // An entry whose record is gone, unreadable or not pending would be taken round
             // after round: it goes instead.
-            if !self
-                .record(id, n)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.is_pending())
-            {
-                log::warn!("replies: dropping a stale pending entry for {id}-{n}");
-                let _ = self.tree.remove(&k);
-                continue;
+            match self.record(id, n) {
+                Ok(Some(rec)) if rec.is_pending() => out.push((id, n, rec)),
+                _ => {
+                    log::warn!("replies: dropping a stale pending entry for {id}-{n}");
+                    let _ = self.tree.remove(&k);
+                }
             }
-            out.push((id, n));
         }
         (out, None)
     }
@@ -495,7 +495,16 @@ mod tests {
         let (id, _) = smol::block_on(spool.store(incoming(&rcpts, b"body"))).unwrap();
         assert!(spool.woken.try_recv().is_ok(), "processing is woken");
         let far = i64::MAX / 2;
-        let (due, next) = spool.due(far, 10);
+        let due_ids = |now, limit| -> Vec<(QueueId, u16)> {
+            spool
+                .due(now, limit)
+                .0
+                .into_iter()
+                .map(|(id, n, _)| (id, n))
+                .collect()
+        };
+        let (_, next) = spool.due(far, 10);
+        let due = due_ids(far, 10);
         assert_eq!(due, vec![(id, 1), (id, 3)], "discarded records are not due");
         assert_eq!(next, None);
         // The first is retried later: it moves in the index.
@@ -504,7 +513,7 @@ mod tests {
         later.attempts = 1;
         later.due_ms = old.due_ms + 60_000;
         spool.update(id, 1, &old, &later).unwrap();
-        assert_eq!(spool.due(old.due_ms, 10).0, vec![(id, 3)]);
+        assert_eq!(due_ids(old.due_ms, 10), vec![(id, 3)]);
         // Both final: the body goes once the last one is.
         let mut done = later.clone();
         done.status = "processed".into();
@@ -518,7 +527,7 @@ mod tests {
         failed.status = "failed:empty".into();
         spool.update(id, 3, &old3, &failed).unwrap();
         assert_eq!(spool.data(id).unwrap(), None);
-        assert_eq!(spool.due(far, 10).0, vec![]);
+        assert_eq!(due_ids(far, 10), vec![]);
         assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 1);
         assert_eq!(spool.replies(Some("discarded"), 10).unwrap().len(), 1);
     }

@@ -181,34 +181,30 @@ impl Queue {
         Ok(out)
     }
 
-    /// Ids due at `now_ms`, oldest due first, at most `limit`; and when the next one after them is due.
-    pub fn due(&self, now_ms: i64, limit: usize) -> (Vec<u64>, Option<i64>) {
-        let mut ids = Vec::new();
+    /// Notifications due at `now_ms` with their records, oldest due first, at most `limit`; and
+    /// when the next one after them is due. An entry whose record is gone, unreadable or no
+    /// longer waiting would be taken round after round: it is removed instead.
+    pub fn due(&self, now_ms: i64, limit: usize) -> (Vec<(u64, Record)>, Option<i64>) {
+        let mut out = Vec::new();
         for k in self.tree.scan_prefix([DUE]).keys() {
             let Ok(k) = k else { break };
             if k.len() != 17 {
                 continue;
             }
             let due = u64::from_be_bytes(k[1..9].try_into().expect("8 bytes")) as i64;
-            if due > now_ms || ids.len() >= limit {
-                return (ids, Some(due));
+            if due > now_ms || out.len() >= limit {
+                return (out, Some(due));
             }
             let id = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
-            // An entry whose record is gone, unreadable or no longer waiting would be taken
-            // round after round: it goes instead.
-            if !self
-                .get(id)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.status.waiting())
-            {
-                log::warn!("outbound: dropping a stale due entry for {id:X}");
-                let _ = self.tree.remove(&k);
-                continue;
+            match self.get(id) {
+                Ok(Some(rec)) if rec.status.waiting() => out.push((id, rec)),
+                _ => {
+                    log::warn!("outbound: dropping a stale due entry for {id:X}");
+                    let _ = self.tree.remove(&k);
+                }
             }
-            ids.push(id);
         }
-        (ids, None)
+        (out, None)
     }
 
     /// Counts by status.
@@ -281,6 +277,11 @@ mod tests {
         }
     }
 
+    fn due_ids(q: &Queue, now_ms: i64, limit: usize) -> (Vec<u64>, Option<i64>) {
+        let (due, next) = q.due(now_ms, limit);
+        (due.into_iter().map(|(id, _)| id).collect(), next)
+    }
+
     #[test]
     fn enqueue_due_update_and_list() {
         let db = sled::Config::new().temporary(true).open().unwrap();
@@ -289,16 +290,16 @@ mod tests {
         q.enqueue(a, &record(a, 100), b"A").unwrap();
         q.enqueue(b, &record(b, 50), b"B").unwrap();
         assert!(q.woken.try_recv().is_ok());
-        assert_eq!(q.due(60, 10), (vec![b], Some(100)));
-        assert_eq!(q.due(1000, 10), (vec![b, a], None));
-        assert_eq!(q.due(1000, 1), (vec![b], Some(100)));
+        assert_eq!(due_ids(&q, 60, 10), (vec![b], Some(100)));
+        assert_eq!(due_ids(&q, 1000, 10), (vec![b, a], None));
+        assert_eq!(due_ids(&q, 1000, 1), (vec![b], Some(100)));
         // Deferred: moves in the index.
         let old = q.get(a).unwrap().unwrap();
         let mut new = old.clone();
         new.status = Status::Deferred;
         new.due_ms = 5000;
         q.update(a, &old, &new).unwrap();
-        assert_eq!(q.due(1000, 10), (vec![b], Some(5000)));
+        assert_eq!(due_ids(&q, 1000, 10), (vec![b], Some(5000)));
         // Sent: leaves the index and its message goes.
         let old = q.get(b).unwrap().unwrap();
         let mut sent = old.clone();
@@ -306,7 +307,7 @@ mod tests {
         q.update(b, &old, &sent).unwrap();
         assert_eq!(q.message(b).unwrap(), None);
         assert_eq!(q.message(a).unwrap().unwrap(), b"A");
-        assert_eq!(q.due(10_000, 10), (vec![a], None));
+        assert_eq!(due_ids(&q, 10_000, 10), (vec![a], None));
         assert_eq!(q.list(Some(Status::Sent), 10).unwrap().len(), 1);
         assert_eq!(
             q.list(None, 10).unwrap()[0].id,

@@ -148,8 +148,8 @@ impl Worker {
         let target = match self.target_for(&print, &settings) {
             Ok(t) => t,
             Err(f) => {
-                for id in ids {
-                    self.outcome(id, Err(&f), None);
+                for (id, rec) in &ids {
+                    self.outcome(*id, rec, Err(&f), None);
                 }
                 *paused = Some((print, f.detail.clone()));
                 return None;
@@ -157,8 +157,8 @@ impl Worker {
         };
         let (tx, rx) = smol::channel::unbounded();
         let n = ids.len();
-        for id in ids {
-            let _ = tx.try_send(id);
+        for due in ids {
+            let _ = tx.try_send(due);
         }
         drop(tx);
         let lanes = PARALLEL.min(n);
@@ -192,13 +192,13 @@ impl Worker {
         target: &Target,
         settings: &Settings,
         print: &str,
-        ids: smol::channel::Receiver<u64>,
+        ids: smol::channel::Receiver<(u64, Record)>,
         stop_reason: Arc<std::sync::Mutex<Option<String>>>,
     ) {
         let from = settings.noreply_address();
         let mut session: Option<Session> = None;
         let mut first = true;
-        while let Ok(id) = ids.try_recv() {
+        while let Ok((id, rec)) = ids.try_recv() {
             if stop_reason
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -211,12 +211,6 @@ impl Worker {
                 session = self.take_idle(print);
                 first = false;
             }
-            let Ok(Some(rec)) = self.app.queue.get(id) else {
-                continue;
-            };
-            if !matches!(rec.status, Status::Queued | Status::Deferred) {
-                continue;
-            }
             let Ok(Some(message)) = self.app.queue.message(id) else {
                 log::error!(
                     "outbound: notification {} has no message; failing it",
@@ -228,7 +222,7 @@ impl Worker {
                     crate::smtp::client::Stage::Connect,
                     "the stored message is missing",
                 );
-                self.outcome(id, Err(&f), None);
+                self.outcome(id, &rec, Err(&f), None);
                 continue;
             };
             // A connection the server closed while idle is opened again once, for free.
@@ -270,9 +264,9 @@ impl Worker {
                 }
             };
             match &result {
-                Ok(reply) => self.outcome(id, Ok(&reply.one_line()), relay.as_deref()),
+                Ok(reply) => self.outcome(id, &rec, Ok(&reply.one_line()), relay.as_deref()),
                 Err(f) => {
-                    self.outcome(id, Err(f), relay.as_deref());
+                    self.outcome(id, &rec, Err(f), relay.as_deref());
                     // Settings that cannot work, and credentials the server refused for good
                     // (535), pause delivery; a 4xx to AUTH is retried like any deferral.
                     if f.kind == Kind::Config || (f.kind == Kind::Auth && f.permanent) {
@@ -281,8 +275,8 @@ impl Worker {
                     } else if f.stage == crate::smtp::client::Stage::Connect {
                         // The server cannot be reached: the rest of this round waits for the
                         // next attempt with the same error, instead of each message trying again.
-                        while let Ok(other) = ids.try_recv() {
-                            self.outcome(other, Err(f), None);
+                        while let Ok((other, other_rec)) = ids.try_recv() {
+                            self.outcome(other, &other_rec, Err(f), None);
                         }
                         break;
                     } else if session.as_ref().is_none_or(|s| !s.is_ready()) {
@@ -301,10 +295,7 @@ impl Worker {
     }
 
     /// Records an attempt's outcome and logs it the way Postfix does.
-    fn outcome(&self, id: u64, result: Result<&str, &Failure>, relay: Option<&str>) {
-        let Ok(Some(old)) = self.app.queue.get(id) else {
-            return;
-        };
+    fn outcome(&self, id: u64, old: &Record, result: Result<&str, &Failure>, relay: Option<&str>) {
         let now = crate::clock::now_ms();
         let mut rec: Record = old.clone();
         rec.attempts += 1;
@@ -342,7 +333,7 @@ impl Worker {
                 }
             }
         };
-        if let Err(e) = self.app.queue.update(id, &old, &rec) {
+        if let Err(e) = self.app.queue.update(id, old, &rec) {
             log::error!("outbound: cannot record the outcome for {}: {e}", rec.id);
         }
         let mut lines = vec![(

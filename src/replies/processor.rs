@@ -141,8 +141,8 @@ impl Processor {
             .map(|_| {
                 let (rx, url, secret) = (rx.clone(), url.clone(), secret.clone());
                 ex.spawn(async move {
-                    while let Ok((id, k)) = rx.try_recv() {
-                        self.process(id, k, &url, &secret).await;
+                    while let Ok((id, k, rec)) = rx.try_recv() {
+                        self.process(id, k, rec, &url, &secret).await;
                     }
                 })
             })
@@ -156,13 +156,15 @@ impl Processor {
         Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
     }
 
-    async fn process(&self, id: QueueId, k: u16, url: &webhook::Url, secret: &str) {
-        let Ok(Some(old)) = self.app.spool.record(id, k) else {
-            return;
-        };
-        if !old.is_pending() {
-            return;
-        }
+    /// One pending record, as `due` read it (only this processor changes records).
+    async fn process(
+        &self,
+        id: QueueId,
+        k: u16,
+        old: ReplyRecord,
+        url: &webhook::Url,
+        secret: &str,
+    ) {
         let shown_id = old
             .message_id
             .clone()
