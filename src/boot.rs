@@ -120,8 +120,13 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     log::info!("settings version {} in force", applied.version);
     let reply_key = crate::replies::token::ReplyKey::load_or_create(&db)
         .map_err(|e| other("reply-address key", &e))?;
-    let durable = crate::durable::Durable::open(&db, Some(&data_dir.join(paths::DB)))
-        .map_err(|e| other("store", &e))?;
+    let sled_dir = data_dir.join(paths::DB);
+    let on_disk = crate::durable::OnDisk {
+        sled_dir: &sled_dir,
+        journal_dir: &data_dir,
+    };
+    let durable =
+        crate::durable::Durable::open(&db, Some(on_disk)).map_err(|e| other("store", &e))?;
     let spool = crate::inbound::spool::Spool::open(&db, durable.clone())
         .map_err(|e| other("reply queue", &e))?;
     let queue = crate::outbound::queue::Queue::open(&db, durable.clone())

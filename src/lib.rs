@@ -35,6 +35,7 @@ pub mod control;
 pub mod crypto;
 pub mod durable;
 pub mod inbound;
+pub mod journal;
 pub mod logging;
 pub mod maillog;
 pub mod net;

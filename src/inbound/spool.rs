@@ -112,9 +112,6 @@ impl Spool {
         // Mail only to no-reply addresses is accepted and dropped: its records say so, and its
         // body is not kept (nothing will read it, and keeping it would let anyone fill the disk).
         let keep_body = m.rcpts.iter().any(|(_, discard)| !discard);
-        if keep_body {
-            writes.push((key(DATA, id, None), m.data.to_vec()));
-        }
         let mut records = Vec::with_capacity(m.rcpts.len());
         for (n, (to, discard)) in m.rcpts.iter().enumerate() {
             let n = u16::try_from(n + 1).map_err(|_| "too many recipients".to_string())?;
@@ -146,6 +143,11 @@ impl Spool {
                 }
             }
             records.push(rec);
+        }
+        // After the first record, whose key the journal's replay goes by (the body's is removed
+        // once the reply is final).
+        if keep_body {
+            writes.push((key(DATA, id, None), m.data.to_vec()));
         }
         self.durable.commit(&self.tree, writes).await?;
         let _ = self.wake.try_send(());
@@ -318,8 +320,16 @@ fn key(kind: u8, id: QueueId, n: Option<u16>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// `dir` holds sled's folder (`dir/db`) and the journal.
     fn open(db: &sled::Db, dir: Option<&std::path::Path>) -> Arc<Spool> {
-        Spool::open(db, Durable::open(db, dir).unwrap()).unwrap()
+        let sled_dir = dir.map(|d| d.join("db"));
+        let on_disk =
+            dir.zip(sled_dir.as_deref())
+                .map(|(journal_dir, sled_dir)| crate::durable::OnDisk {
+                    sled_dir,
+                    journal_dir,
+                });
+        Spool::open(db, Durable::open(db, on_disk).unwrap()).unwrap()
     }
 
     fn incoming<'a>(rcpts: &'a [(String, bool)], data: &'a [u8]) -> Incoming<'a> {
@@ -464,17 +474,18 @@ mod tests {
     fn on_disk_commits_sync_the_log_and_new_blobs() {
         let dir = std::env::temp_dir().join(format!("herald-spool-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let db = sled::Config::new().path(&dir).open().unwrap();
+        let db = sled::Config::new().path(dir.join("db")).open().unwrap();
         let spool = open(&db, Some(&dir));
         let rcpts = vec![("r1@reply.x".to_string(), false)];
-        let big = vec![b'x'; 300 * 1024];
+        // Over the journal's job limit: made durable by flushing sled, as a blob.
+        let big = vec![b'x'; 2 * 1024 * 1024];
         let (id, _) = smol::block_on(spool.store(incoming(&rcpts, &big))).unwrap();
-        let blobs = std::fs::read_dir(dir.join("blobs")).unwrap().count();
-        assert!(blobs > 0, "a 300 KiB value is a sled blob");
+        let blobs = std::fs::read_dir(dir.join("db/blobs")).unwrap().count();
+        assert!(blobs > 0, "a 2 MiB value is a sled blob");
         let (small, _) = smol::block_on(spool.store(incoming(&rcpts, b"small"))).unwrap();
         drop(spool);
         drop(db);
-        let db = sled::Config::new().path(&dir).open().unwrap();
+        let db = sled::Config::new().path(dir.join("db")).open().unwrap();
         let spool = open(&db, Some(&dir));
         assert_eq!(spool.data(id).unwrap().unwrap().len(), big.len());
         assert_eq!(spool.data(small).unwrap().unwrap(), b"small");
@@ -581,7 +592,7 @@ mod tests {
     fn many_concurrent_large_messages_all_commit() {
         let dir = std::env::temp_dir().join(format!("herald-spool-gc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let db = sled::Config::new().path(&dir).open().unwrap();
+        let db = sled::Config::new().path(dir.join("db")).open().unwrap();
         let spool = open(&db, Some(&dir));
         let rcpts = vec![("r1@reply.x".to_string(), false)];
         let body = vec![b'y'; 20 * 1024];

@@ -135,12 +135,14 @@ impl Queue {
 
     /// Stores a new notification and its message durably; returns once they are on disk.
     pub fn enqueue(&self, id: u64, rec: &Record, message: &[u8]) -> Result<(), String> {
+        // The record first: the journal's replay goes by the first key, and the message's is
+        // removed once the notification is final.
         let writes = vec![
-            (key(MESSAGE, id), message.to_vec()),
             (
                 key(RECORD, id),
                 serde_json::to_vec(rec).expect("serializes"),
             ),
+            (key(MESSAGE, id), message.to_vec()),
             (due_key(rec.due_ms, id), Vec::new()),
         ];
         self.durable.commit_blocking(&self.tree, writes)?;
