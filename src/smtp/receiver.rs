@@ -107,10 +107,30 @@ impl DataReceiver {
         }
     }
 
+    /// [`DataReceiver::emit`] for a run of bytes inside a line.
+    fn emit_run(&mut self, run: &[u8]) {
+        self.seen += run.len() as u64;
+        let room = self.limit.saturating_sub(self.body.len());
+        self.body.extend_from_slice(&run[..run.len().min(room)]);
+    }
+
     /// Feeds bytes; returns how many were consumed and whether `CRLF.CRLF` was seen (the bytes
     /// after it belong to the next command).
     pub fn feed(&mut self, input: &[u8]) -> (usize, bool) {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            if self.pos == Pos::Middle {
+                // Inside a line only a CR can change anything: what comes before it is data as
+                // it is, taken in one go (most of a message's bytes).
+                let run = memchr::memchr(b'\r', &input[i..]).unwrap_or(input.len() - i);
+                self.emit_run(&input[i..i + run]);
+                i += run;
+                if i == input.len() {
+                    break;
+                }
+            }
+            let b = input[i];
+            i += 1;
             self.pos = match (self.pos, b) {
                 (Pos::LineStart, b'.') => Pos::Dot,
                 (Pos::LineStart | Pos::Middle | Pos::Cr, b'\r') => {
@@ -131,7 +151,7 @@ impl DataReceiver {
                     self.emit(b);
                     Pos::Middle
                 }
-                (Pos::DotCr, b'\n') => return (i + 1, true),
+                (Pos::DotCr, b'\n') => return (i, true),
                 (Pos::DotCr, _) => {
                     // `.` CR x: the dot goes, the CR is data, and x is read after a CR.
                     self.emit(b'\r');
