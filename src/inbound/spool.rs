@@ -23,7 +23,7 @@ const PENDING: u8 = b'p';
 const SEEN: u8 = b's';
 
 /// A queue id: sortable by time of acceptance, shown as uppercase hex like Postfix's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueueId(pub u64);
 
 impl std::fmt::Display for QueueId {
@@ -64,6 +64,15 @@ impl ReplyRecord {
     pub fn is_pending(&self) -> bool {
         self.status == "pending"
     }
+}
+
+/// A record's new state, and the state it had (as `due` handed it out).
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub id: QueueId,
+    pub n: u16,
+    pub old: ReplyRecord,
+    pub new: ReplyRecord,
 }
 
 /// A message to store.
@@ -217,10 +226,8 @@ impl Spool {
         }
     }
 
-    /// Saves a record's new state and moves it in (or out of) the pending index. When no record
-    /// of the message is pending any more, its body goes. Not synced by itself (sled flushes
-    /// within half a second): after a crash the record may be pending again and its reply is
-    /// posted once more with the same delivery id, which the application de-duplicates.
+    /// Saves a record's new state and moves it in (or out of) the pending index: [`Spool::update_all`]
+    /// of one.
     pub fn update(
         &self,
         id: QueueId,
@@ -228,25 +235,63 @@ impl Spool {
         old: &ReplyRecord,
         new: &ReplyRecord,
     ) -> Result<(), String> {
+        self.update_all(&[Update {
+            id,
+            n,
+            old: old.clone(),
+            new: new.clone(),
+        }])
+    }
+
+    /// Saves records' new states and moves them in (or out of) the pending index, all in one sled
+    /// batch (each batch seals sled's log buffer, a write and a `sync_file_range` on its IO
+    /// threads, so reply processing saves its outcomes in groups). When no record of a message is
+    /// pending any more, counting the new states, its body goes. Not synced by itself (sled
+    /// flushes within half a second): after a crash a record may be pending again and its reply
+    /// is posted once more with the same delivery id, which the application de-duplicates.
+    pub fn update_all(&self, updates: &[Update]) -> Result<(), String> {
         let mut batch = sled::Batch::default();
-        if old.is_pending() {
-            batch.remove(pending_key(old.due_ms, id, n));
+        // The pending state of each record this group changes (the last change of a record wins).
+        let mut after = std::collections::HashMap::with_capacity(updates.len());
+        for u in updates {
+            if u.old.is_pending() {
+                batch.remove(pending_key(u.old.due_ms, u.id, u.n));
+            }
+            if u.new.is_pending() {
+                batch.insert(pending_key(u.new.due_ms, u.id, u.n), Vec::new());
+            }
+            batch.insert(
+                key(REPLY, u.id, Some(u.n)),
+                serde_json::to_vec(&u.new).expect("serializes"),
+            );
+            after.insert((u.id, u.n), u.new.is_pending());
         }
-        if new.is_pending() {
-            batch.insert(pending_key(new.due_ms, id, n), Vec::new());
-        }
-        batch.insert(
-            key(REPLY, id, Some(n)),
-            serde_json::to_vec(new).expect("serializes"),
-        );
-        let others_pending = self
-            .tree
-            .scan_prefix(key(REPLY, id, None))
-            .filter_map(Result::ok)
-            .filter(|(k, _)| k.as_ref() != key(REPLY, id, Some(n)).as_slice())
-            .any(|(_, v)| serde_json::from_slice::<ReplyRecord>(&v).is_ok_and(|r| r.is_pending()));
-        if !new.is_pending() && !others_pending {
-            batch.remove(key(DATA, id, None));
+        let mut finished: Vec<QueueId> = updates
+            .iter()
+            .filter(|u| !u.new.is_pending())
+            .map(|u| u.id)
+            .collect();
+        finished.sort_unstable();
+        finished.dedup();
+        for id in finished {
+            let any_pending =
+                self.tree
+                    .scan_prefix(key(REPLY, id, None))
+                    .filter_map(Result::ok)
+                    .any(|(k, v)| {
+                        let n = k
+                            .get(9..11)
+                            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                            .and_then(|n| after.get(&(id, n)));
+                        match n {
+                            Some(&pending) => pending,
+                            None => serde_json::from_slice::<ReplyRecord>(&v)
+                                .is_ok_and(|r| r.is_pending()),
+                        }
+                    });
+            if !any_pending {
+                batch.remove(key(DATA, id, None));
+            }
         }
         self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
@@ -541,6 +586,50 @@ mod tests {
         assert_eq!(due_ids(far, 10), vec![]);
         assert_eq!(spool.replies(Some("processed"), 10).unwrap().len(), 1);
         assert_eq!(spool.replies(Some("discarded"), 10).unwrap().len(), 1);
+    }
+
+    /// Outcomes saved as one group: the body goes when the group makes the last record final,
+    /// also when two records of the message are in the same group.
+    #[test]
+    fn a_group_of_outcomes_is_one_batch_and_the_body_goes_with_the_last() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = open(&db, None);
+        let two = vec![
+            ("r1@reply.x".to_string(), false),
+            ("r2@reply.x".to_string(), false),
+        ];
+        let (a, _) = smol::block_on(spool.store(incoming(&two, b"a"))).unwrap();
+        let (b, _) = smol::block_on(spool.store(incoming(&two, b"b"))).unwrap();
+        let update = |id, n, status: &str| {
+            let old = spool.record(id, n).unwrap().unwrap();
+            let mut new = old.clone();
+            new.status = status.into();
+            if status == "pending" {
+                new.attempts = 1;
+                new.due_ms = old.due_ms + 60_000;
+            }
+            Update { id, n, old, new }
+        };
+        // a: both final in one group; b: one final, one retried later.
+        let group = vec![
+            update(a, 1, "processed"),
+            update(b, 1, "processed"),
+            update(a, 2, "failed:empty"),
+            update(b, 2, "pending"),
+        ];
+        spool.update_all(&group).unwrap();
+        assert_eq!(spool.data(a).unwrap(), None);
+        assert!(spool.data(b).unwrap().is_some(), "b-2 still needs it");
+        let due: Vec<_> = spool
+            .due(i64::MAX / 2, 10)
+            .0
+            .into_iter()
+            .map(|(id, n, r)| (id, n, r.attempts))
+            .collect();
+        assert_eq!(due, vec![(b, 2, 1)]);
+        assert_eq!(spool.record(a, 2).unwrap().unwrap().status, "failed:empty");
+        spool.update_all(&[update(b, 2, "processed")]).unwrap();
+        assert_eq!(spool.data(b).unwrap(), None);
     }
 
     /// Which copy of a duplicate is the reply is settled when it is stored (durably), not when it

@@ -6,7 +6,7 @@
 
 use super::{extract, token, webhook};
 use crate::app::{App, paths};
-use crate::inbound::spool::{QueueId, ReplyRecord};
+use crate::inbound::spool::{QueueId, ReplyRecord, Update};
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -15,6 +15,11 @@ use std::time::{Duration, SystemTime};
 pub const PARALLEL: usize = 8;
 /// Records taken per round.
 const ROUND: usize = 256;
+/// Outcomes are saved in one sled batch (see `Spool::update_all`) once this many are waiting...
+const SAVE_GROUP: usize = 64;
+/// ...and every this long, and at the end of a round: an outcome waits in memory only for a
+/// moment, far less than sled's own unsynced half second.
+const SAVE_EVERY: Duration = Duration::from_millis(50);
 /// Messages larger than this are not parsed (`failed:too_large`).
 pub const MESSAGE_MAX: usize = 10 * 1024 * 1024;
 /// First retry after this; each later one waits twice as long, up to `BACKOFF_MAX`.
@@ -135,28 +140,55 @@ impl Processor {
             let _ = tx.try_send(id);
         }
         drop(tx);
+        // Declared before the executor, whose tasks borrow it.
+        let outcomes = Outcomes::default();
         let ex = smol::Executor::new();
         let secret = settings.replies.webhook_secret.clone();
         let tasks: Vec<_> = (0..PARALLEL.min(n))
             .map(|_| {
-                let (rx, url, secret) = (rx.clone(), url.clone(), secret.clone());
+                let (rx, url, secret, outcomes) =
+                    (rx.clone(), url.clone(), secret.clone(), &outcomes);
                 ex.spawn(async move {
                     while let Ok((id, k, rec)) = rx.try_recv() {
-                        self.process(id, k, rec, &url, &secret).await;
+                        let update = self.process(id, k, rec, &url, &secret).await;
+                        if let Some(group) = outcomes.push(update) {
+                            self.save(group);
+                        }
                     }
                 })
             })
             .collect();
+        let saver = ex.spawn(async {
+            loop {
+                smol::Timer::after(SAVE_EVERY).await;
+                self.save(outcomes.take());
+            }
+        });
         ex.run(async {
             for t in tasks {
                 t.await;
             }
+            saver.cancel().await;
         })
         .await;
+        self.save(outcomes.take());
         Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
     }
 
-    /// One pending record, as `due` read it (only this processor changes records).
+    /// Saves a group of outcomes (one sled batch).
+    fn save(&self, group: Vec<Update>) {
+        if group.is_empty() {
+            return;
+        }
+        if let Err(e) = self.app.spool.update_all(&group) {
+            for u in &group {
+                log::error!("replies: cannot record the outcome for {}: {e}", u.old.id);
+            }
+        }
+    }
+
+    /// One pending record, as `due` read it (only this processor changes records); its outcome,
+    /// to be saved.
     async fn process(
         &self,
         id: QueueId,
@@ -164,7 +196,7 @@ impl Processor {
         old: ReplyRecord,
         url: &webhook::Url,
         secret: &str,
-    ) {
+    ) -> Update {
         let shown_id = old
             .message_id
             .clone()
@@ -210,9 +242,7 @@ impl Processor {
                 }
             }
         }
-        if let Err(e) = self.app.spool.update(id, k, &old, &new) {
-            log::error!("replies: cannot record the outcome for {}: {e}", old.id);
-        }
+        Update { id, n: k, old, new }
     }
 
     async fn attempt(
@@ -292,6 +322,23 @@ impl Processor {
             Ok(code) => Outcome::Retry(format!("the webhook answered {code}")),
             Err(e) => Outcome::Retry(e),
         }
+    }
+}
+
+/// The outcomes of a round not saved yet.
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<Update>>);
+
+impl Outcomes {
+    /// Adds one; the group to save when it makes [`SAVE_GROUP`].
+    fn push(&self, u: Update) -> Option<Vec<Update>> {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.push(u);
+        (list.len() >= SAVE_GROUP).then(|| std::mem::take(&mut *list))
+    }
+
+    fn take(&self) -> Vec<Update> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
