@@ -32,9 +32,14 @@ pub fn backoff(attempts: u32) -> Duration {
     crate::wake::backoff(attempts, BACKOFF_MIN, BACKOFF_MAX)
 }
 
-/// metroplex.log: `[<time> <LEVEL> (<pid>) #] <text>`, as the seed shows it.
+/// metroplex.log: `[<time> <LEVEL> (<pid>) #] <text>`, as the seed shows it. Lines are stamped
+/// when they are made and collected; [`Metroplex::flush`] writes them with one `write`. The
+/// processor flushes before each webhook request (so a reply's lines are in the file before
+/// herald waits on the network) and whenever it saves outcomes.
 pub struct Metroplex {
-    file: Mutex<Option<std::fs::File>>,
+    /// The file (none if it could not be opened) and the lines not written yet.
+    out: Mutex<(Option<std::fs::File>, String)>,
+    pid: u32,
 }
 
 impl Metroplex {
@@ -49,26 +54,35 @@ impl Metroplex {
                     .append(true)
                     .open(path)
             });
-        match file {
-            Ok(f) => Metroplex {
-                file: Mutex::new(Some(f)),
-            },
-            Err(e) => {
-                log::warn!("cannot open {}: {e}", path.display());
-                Metroplex {
-                    file: Mutex::new(None),
-                }
-            }
+        let file = file
+            .map_err(|e| log::warn!("cannot open {}: {e}", path.display()))
+            .ok();
+        Metroplex {
+            out: Mutex::new((file, String::new())),
+            pid: std::process::id(),
         }
     }
 
-    pub fn line(&self, level: &str, text: &str) {
+    pub fn line(&self, level: &str, text: std::fmt::Arguments) {
+        use std::fmt::Write as _;
         let stamp = crate::clock::rfc3339(SystemTime::now());
         let stamp = stamp.trim_end_matches('Z');
-        let line = format!("[{stamp} {level} ({}) #] {text}\n", std::process::id());
-        if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = f.write_all(line.as_bytes());
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.0.is_some() {
+            let _ = writeln!(out.1, "[{stamp} {level} ({}) #] {text}", self.pid);
         }
+    }
+
+    /// Writes the lines collected so far.
+    pub fn flush(&self) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, lines) = &mut *out;
+        if let Some(f) = file.as_mut()
+            && !lines.is_empty()
+        {
+            let _ = f.write_all(lines.as_bytes());
+        }
+        lines.clear();
     }
 }
 
@@ -175,8 +189,9 @@ impl Processor {
         Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
     }
 
-    /// Saves a group of outcomes (one sled batch).
+    /// Writes the log lines so far and saves a group of outcomes (one sled batch).
     fn save(&self, group: Vec<Update>) {
+        self.log.flush();
         if group.is_empty() {
             return;
         }
@@ -202,7 +217,7 @@ impl Processor {
             .clone()
             .unwrap_or_else(|| format!("<{}>", old.id));
         self.log
-            .line("INFO", &format!("metroplex: processing {shown_id}"));
+            .line("INFO", format_args!("metroplex: processing {shown_id}"));
         let mut new = old.clone();
         let outcome = self.attempt(id, &mut new, url, secret).await;
         match &outcome {
@@ -217,7 +232,7 @@ impl Processor {
                     )
                 };
                 self.log
-                    .line("DEBUG", &format!("Moving {} => {to}", old.id));
+                    .line("DEBUG", format_args!("Moving {} => {to}", old.id));
             }
             Outcome::Retry(why) => {
                 new.attempts += 1;
@@ -227,13 +242,13 @@ impl Processor {
                     new.status = "failed:webhook".into();
                     self.log.line(
                         "DEBUG",
-                        &format!("Moving {} => failed (webhook: {why})", old.id),
+                        format_args!("Moving {} => failed (webhook: {why})", old.id),
                     );
                 } else {
                     new.due_ms = crate::clock::now_ms() + backoff(new.attempts).as_millis() as i64;
                     self.log.line(
                         "WARN",
-                        &format!(
+                        format_args!(
                             "{}: webhook: {why}; retrying in {} s",
                             old.id,
                             backoff(new.attempts).as_secs()
@@ -289,14 +304,16 @@ impl Processor {
             Ok(Some(first)) => {
                 rec.delivery_id = Some(first.clone());
                 rec.last_error = Some(format!("a duplicate of {first}"));
-                self.log
-                    .line("DEBUG", &format!("{} is a duplicate of {first}", rec.id));
+                self.log.line(
+                    "DEBUG",
+                    format_args!("{} is a duplicate of {first}", rec.id),
+                );
                 return done("discarded");
             }
             Err(e) => return Outcome::Retry(format!("the duplicate check failed: {e}")),
         };
         rec.delivery_id = Some(delivery_id.clone());
-        self.log.line("DEBUG", &format!("Matched {}", rec.id));
+        self.log.line("DEBUG", format_args!("Matched {}", rec.id));
         let body = serde_json::json!({
             "thread": { "kind": tok.kind.name(), "id": tok.thread },
             "user_id": tok.user,
@@ -312,6 +329,7 @@ impl Processor {
             ("X-Herald-Signature", sig.as_str()),
             ("X-Herald-Delivery", delivery_id.as_str()),
         ];
+        self.log.flush();
         match webhook::post(url, &bytes, &headers, &self.tls).await {
             Ok(code) if (200..300).contains(&code) => done("processed"),
             Ok(404 | 410) => {
@@ -350,6 +368,38 @@ fn received_ms(rec: &ReplyRecord) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metroplex_lines_are_written_together_on_flush() {
+        let dir = std::env::temp_dir().join(format!("herald-metroplex-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("mail-replies/metroplex.log");
+        let log = Metroplex::open(&path);
+        log.line("INFO", format_args!("metroplex: processing <{}@x>", 1));
+        log.line("DEBUG", format_args!("Matched {}", "A-1"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let pid = std::process::id();
+        assert!(
+            lines[0].starts_with('[')
+                && lines[0].ends_with(&format!(" INFO ({pid}) #] metroplex: processing <1@x>")),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with(&format!(" DEBUG ({pid}) #] Matched A-1")),
+            "{text}"
+        );
+        log.flush();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "nothing twice"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn backoff_doubles_from_30_s_to_an_hour() {
