@@ -90,6 +90,8 @@ pub struct Processor {
     pub app: Arc<App>,
     pub log: Metroplex,
     tls: Arc<rustls::ClientConfig>,
+    /// Connections to the webhook kept open between requests.
+    conns: webhook::Pool,
 }
 
 /// How one attempt at a record ended.
@@ -108,6 +110,7 @@ impl Processor {
         Ok(Processor {
             log: Metroplex::open(&app.path(paths::METROPLEX_LOG)),
             tls: crate::outbound::tls::client_config(&roots)?,
+            conns: webhook::Pool::default(),
             app,
         })
     }
@@ -117,6 +120,7 @@ impl Processor {
         let mut warned = false;
         loop {
             let next = self.round(&mut warned).await;
+            self.conns.close_idle();
             let wait = next
                 .unwrap_or(crate::wake::IDLE_CHECK)
                 .min(crate::wake::IDLE_CHECK);
@@ -330,7 +334,7 @@ impl Processor {
             ("X-Herald-Delivery", delivery_id.as_str()),
         ];
         self.log.flush();
-        match webhook::post(url, &bytes, &headers, &self.tls).await {
+        match webhook::post(url, &bytes, &headers, &self.tls, &self.conns).await {
             Ok(code) if (200..300).contains(&code) => done("processed"),
             Ok(404 | 410) => {
                 rec.last_error =

@@ -1,20 +1,31 @@
 //! Webhook delivery: the signature (`X-Herald-Signature: sha256=<hex HMAC-SHA256 of the body>`),
-//! the HTTP/1.1 request and the status line of the answer (pure), and a small smol adapter that
-//! POSTs over plain TCP or rustls and reads the status. One request per connection: a webhook is
-//! a handful of requests a second, not a stream.
+//! the HTTP/1.1 request, the status line of the answer and whether the connection can carry
+//! another request (pure), and a small smol adapter that POSTs over plain TCP or rustls and reads
+//! the status. Connections are kept open between requests (HTTP/1.1 keep-alive, a [`Pool`] of
+//! them, one per processing lane) when the answer allows it: working off a backlog, a new TCP
+//! connection per request was a third of the processor's CPU. A request on a kept connection that
+//! the server closed before answering anything (its idle timeout racing the request) is sent once
+//! more on a new connection, with the same delivery id.
 
 use crate::crypto;
 use ring::hmac;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The whole exchange (connect, send, answer) may take this long.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes of the answer read at most: the status line and headers are all we need.
+/// Bytes of the answer read at most: the status line and headers are all we need (an answer
+/// with a longer body is not read to its end, and its connection is closed).
 const ANSWER_MAX: usize = 16 * 1024;
+/// Once the status is in, the rest of the answer must follow within this long for the
+/// connection to be kept; the status counts either way.
+const REST_WAIT: Duration = Duration::from_secs(1);
+/// A kept connection idle for longer is closed, not used: servers close idle connections after
+/// a few seconds (gunicorn 2 s, Node.js and Apache 5 s), and a request should not race that.
+pub const IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// `sha256=<hex>` of `body` keyed with the webhook secret.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -90,7 +101,7 @@ pub fn request(url: &Url, body: &[u8], headers: &[(&str, &str)]) -> Vec<u8> {
         url.host.clone()
     };
     let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: herald/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: herald/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         url.target,
         url.port,
         crate::VERSION,
@@ -131,31 +142,185 @@ pub fn status(answer: &[u8]) -> Option<u16> {
     }
 }
 
-/// POSTs `body` to `url`; the answer's status code, or what went wrong.
+/// Whether, after `answer` (everything read from the connection so far), the connection can
+/// carry another request: `Some(true)` when it holds exactly one whole final answer (after any
+/// interim 1xx ones) that is HTTP/1.1, has no `Connection: close` and a known length
+/// (`Content-Length`, or none for 204 and 304); `Some(false)` when the connection must be closed;
+/// `None` while the answer is not complete yet.
+pub fn reusable(answer: &[u8]) -> Option<bool> {
+    let mut rest = answer;
+    loop {
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let Ok(head) = std::str::from_utf8(&rest[..head_end - 4]) else {
+            return Some(false);
+        };
+        let mut lines = head.split("\r\n");
+        let mut status = lines.next().unwrap_or("").split(' ');
+        let version = status.next().unwrap_or("");
+        let Some(code) = status.next().and_then(|c| c.parse::<u16>().ok()) else {
+            return Some(false);
+        };
+        if (100..200).contains(&code) {
+            rest = &rest[head_end..];
+            continue;
+        }
+        if version != "HTTP/1.1" {
+            return Some(false);
+        }
+        let mut length: Option<usize> = None;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                return Some(false);
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if name.eq_ignore_ascii_case("connection")
+                && value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                return Some(false);
+            }
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Some(false);
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                match value.parse::<usize>() {
+                    Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                    _ => return Some(false),
+                }
+            }
+        }
+        let body = match (code, length) {
+            (204 | 304, _) => 0,
+            (_, Some(n)) if n <= ANSWER_MAX => n,
+            _ => return Some(false),
+        };
+        let whole = head_end + body;
+        return match rest.len().cmp(&whole) {
+            std::cmp::Ordering::Less => None,
+            std::cmp::Ordering::Equal => Some(true),
+            // Bytes the server sent beyond its answer: nothing can be trusted after them.
+            std::cmp::Ordering::Greater => Some(false),
+        };
+    }
+}
+
+/// An open connection to the webhook.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A connection kept for the next request.
+struct Conn {
+    stream: Stream,
+    /// What it is connected to: TLS or not, host, port.
+    to: (bool, String, u16),
+    idle_since: Instant,
+}
+
+impl Conn {
+    fn goes_to(&self, url: &Url) -> bool {
+        self.to.0 == url.tls && self.to.1 == url.host && self.to.2 == url.port
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match &self.stream {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Still open with nothing unread: the server has not closed it (nor sent anything
+    /// unasked, such as a TLS alert).
+    async fn idle_and_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        smol::future::poll_once(self.tcp().peek(&mut byte))
+            .await
+            .is_none()
+    }
+}
+
+/// Connections kept open between requests (at most one per request in flight).
+#[derive(Default)]
+pub struct Pool(Mutex<Vec<Conn>>);
+
+impl Pool {
+    /// A kept connection to `url` that can be used; the stale ones are closed.
+    async fn take(&self, url: &Url) -> Option<Conn> {
+        loop {
+            let conn = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if conn.goes_to(url)
+                && conn.idle_since.elapsed() <= IDLE_MAX
+                && conn.idle_and_open().await
+            {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn put(&self, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+
+    /// Closes the connections idle for longer than [`IDLE_MAX`].
+    pub fn close_idle(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| c.idle_since.elapsed() <= IDLE_MAX);
+    }
+}
+
+/// How an exchange failed.
+enum Failure {
+    /// Nothing of an answer came: the request may not have reached the server.
+    Unanswered(String),
+    Other(String),
+}
+
+impl Failure {
+    fn text(self) -> String {
+        match self {
+            Failure::Unanswered(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
+/// POSTs `body` to `url`, on a connection kept in `pool` if there is one; the answer's status
+/// code, or what went wrong.
 pub async fn post(
     url: &Url,
     body: &[u8],
     headers: &[(&str, &str)],
     tls: &Arc<rustls::ClientConfig>,
+    pool: &Pool,
 ) -> Result<u16, String> {
+    let bytes = request(url, body, headers);
     let exchange = async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
-        let _ = tcp.set_nodelay(true);
-        let bytes = request(url, body, headers);
-        if url.tls {
-            let name = crate::outbound::tls::server_name(&url.host)?;
-            let connector = futures_rustls::TlsConnector::from(tls.clone());
-            let mut s = connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| crate::outbound::tls::explain(&e, &url.host))?;
-            exchange(&mut s, &bytes).await
-        } else {
-            let mut s = tcp;
-            exchange(&mut s, &bytes).await
+        if let Some(mut conn) = pool.take(url).await {
+            match conn.exchange(&bytes).await {
+                Ok((code, keep)) => {
+                    if keep {
+                        pool.put(conn);
+                    }
+                    return Ok(code);
+                }
+                // The server closed the kept connection without answering: it went idle-closed
+                // as the request went out. Once more on a new one; had the server taken the
+                // request after all, the delivery id is the same and the application
+                // de-duplicates it.
+                Err(Failure::Unanswered(_)) => {}
+                Err(Failure::Other(e)) => return Err(e),
+            }
         }
+        let mut conn = connect(url, tls).await?;
+        let (code, keep) = conn.exchange(&bytes).await.map_err(Failure::text)?;
+        if keep {
+            pool.put(conn);
+        }
+        Ok(code)
     };
     exchange
         .or(async {
@@ -170,38 +335,101 @@ pub async fn post(
         .await
 }
 
+async fn connect(url: &Url, tls: &Arc<rustls::ClientConfig>) -> Result<Conn, String> {
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = if url.tls {
+        let name = crate::outbound::tls::server_name(&url.host)?;
+        let connector = futures_rustls::TlsConnector::from(tls.clone());
+        let s = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| crate::outbound::tls::explain(&e, &url.host))?;
+        Stream::Tls(Box::new(s))
+    } else {
+        Stream::Plain(tcp)
+    };
+    Ok(Conn {
+        stream,
+        to: (url.tls, url.host.clone(), url.port),
+        idle_since: Instant::now(),
+    })
+}
+
+impl Conn {
+    /// Sends the request and reads the answer's status; whether the connection can be kept.
+    async fn exchange(&mut self, bytes: &[u8]) -> Result<(u16, bool), Failure> {
+        match &mut self.stream {
+            Stream::Plain(s) => exchange(s, bytes).await,
+            Stream::Tls(s) => exchange(s.as_mut(), bytes).await,
+        }
+    }
+}
+
 async fn exchange<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin>(
     s: &mut S,
     bytes: &[u8],
-) -> Result<u16, String> {
+) -> Result<(u16, bool), Failure> {
     s.write_all(bytes)
         .await
-        .map_err(|e| format!("sending the request: {e}"))?;
+        .map_err(|e| Failure::Unanswered(format!("sending the request: {e}")))?;
     s.flush()
         .await
-        .map_err(|e| format!("sending the request: {e}"))?;
+        .map_err(|e| Failure::Unanswered(format!("sending the request: {e}")))?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 2048];
-    loop {
+    let code = loop {
         if let Some(code) = status(&answer) {
-            return Ok(code);
+            break code;
         }
         if answer.len() >= ANSWER_MAX {
-            return Err("the answer is not HTTP".into());
+            return Err(Failure::Other("the answer is not HTTP".into()));
         }
-        let n = s
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?;
+        let n = match s.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if answer.is_empty() => {
+                return Err(Failure::Unanswered(format!("reading the answer: {e}")));
+            }
+            Err(e) => return Err(Failure::Other(format!("reading the answer: {e}"))),
+        };
         if n == 0 {
             return Err(if answer.is_empty() {
-                "the server closed the connection without answering".into()
+                Failure::Unanswered("the server closed the connection without answering".into())
             } else {
-                "the answer is not HTTP".into()
+                Failure::Other("the answer is not HTTP".into())
             });
         }
         answer.extend_from_slice(&buf[..n]);
-    }
+    };
+    // The status is the outcome; the rest of the answer only decides whether the connection is
+    // kept, and is waited for briefly.
+    let keep = match reusable(&answer) {
+        Some(keep) => keep,
+        None => {
+            let rest = async {
+                loop {
+                    if answer.len() >= ANSWER_MAX {
+                        return false;
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                    }
+                    if let Some(keep) = reusable(&answer) {
+                        return keep;
+                    }
+                }
+            };
+            rest.or(async {
+                smol::Timer::after(REST_WAIT).await;
+                false
+            })
+            .await
+        }
+    };
+    Ok((code, keep))
 }
 
 #[cfg(test)]
@@ -272,5 +500,152 @@ mod tests {
         );
         assert_eq!(status(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
         assert_eq!(status(b"HTTP/1.1 100 Continue\r\n"), None);
+        assert!(!r.to_ascii_lowercase().contains("connection:"), "{r}");
+    }
+
+    #[test]
+    fn whether_a_connection_can_carry_another_request() {
+        let r = |a: &str| reusable(a.as_bytes());
+        assert_eq!(r("HTTP/1.1 204 No Content\r\n\r\n"), Some(true));
+        assert_eq!(
+            r("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            Some(true)
+        );
+        assert_eq!(r("HTTP/1.1 200 OK\r\ncontent-length:2\r\n\r\no"), None);
+        assert_eq!(r("HTTP/1.1 204 No Content\r\n"), None, "head not complete");
+        // Interim answers first; the final one decides.
+        assert_eq!(
+            r("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(r("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"), None);
+        for closed in [
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nconnection: keep-alive, Close\r\n\r\n",
+            "HTTP/1.0 204 No Content\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n\r\nbody until the end",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        ] {
+            assert_eq!(r(closed), Some(false), "{closed}");
+        }
+    }
+
+    /// A test server on loopback: for each connection it accepts, `script` says what to do with
+    /// each request read on it (answer with these bytes, or `None`: close without answering).
+    /// Returns the port and, when joined, the requests each connection read.
+    fn server(
+        script: Vec<Vec<Option<&'static str>>>,
+    ) -> (u16, std::thread::JoinHandle<Vec<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answers in script {
+                let (mut c, _) = listener.accept().unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut got = Vec::new();
+                let mut buf = Vec::new();
+                for answer in answers {
+                    // One request: its head, then Content-Length bytes.
+                    let mut byte = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        assert_eq!(c.read(&mut byte).unwrap(), 1, "the client went away");
+                        buf.push(byte[0]);
+                    }
+                    let head = String::from_utf8(std::mem::take(&mut buf)).unwrap();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    let mut body = vec![0u8; len];
+                    c.read_exact(&mut body).unwrap();
+                    got.push(String::from_utf8(body).unwrap());
+                    match answer {
+                        Some(a) => c.write_all(a.as_bytes()).unwrap(),
+                        None => break,
+                    }
+                }
+                seen.push(got);
+            }
+            // No further connection comes.
+            listener.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(listener.accept().is_err(), "an unexpected connection");
+            seen
+        });
+        (port, handle)
+    }
+
+    fn client_tls() -> Arc<rustls::ClientConfig> {
+        let mut roots = crate::settings::Settings::defaults(crate::settings::Profile::Board).smtp;
+        roots.ca_file.clear();
+        crate::outbound::tls::client_config(&roots).unwrap()
+    }
+
+    const KEEP: Option<&str> = Some("HTTP/1.1 204 No Content\r\n\r\n");
+    const KEEP_BODY: Option<&str> = Some("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    const CLOSE: Option<&str> = Some("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+
+    fn post_all(port: u16, bodies: &[&str]) -> Vec<Result<u16, String>> {
+        let url = parse_url(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        let (tls, pool) = (client_tls(), Pool::default());
+        bodies
+            .iter()
+            .map(|b| smol::block_on(post(&url, b.as_bytes(), &[], &tls, &pool)))
+            .collect()
+    }
+
+    #[test]
+    fn requests_share_a_connection_while_the_server_keeps_it() {
+        let (port, server) = server(vec![vec![KEEP, KEEP_BODY, CLOSE], vec![KEEP]]);
+        let got = post_all(port, &["1", "2", "3", "4"]);
+        assert_eq!(got, vec![Ok(204), Ok(200), Ok(204), Ok(204)]);
+        assert_eq!(server.join().unwrap(), vec![vec!["1", "2", "3"], vec!["4"]]);
+    }
+
+    #[test]
+    fn a_kept_connection_the_server_closed_is_not_used() {
+        // The server answers, then closes the connection (as at its idle timeout).
+        let (port, server) = server(vec![vec![KEEP], vec![KEEP]]);
+        let url = parse_url(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        let (tls, pool) = (client_tls(), Pool::default());
+        assert_eq!(smol::block_on(post(&url, b"1", &[], &tls, &pool)), Ok(204));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(smol::block_on(post(&url, b"2", &[], &tls, &pool)), Ok(204));
+        assert_eq!(server.join().unwrap(), vec![vec!["1"], vec!["2"]]);
+    }
+
+    #[test]
+    fn a_request_the_server_closes_a_kept_connection_on_goes_once_more_on_a_new_one() {
+        // The server reads the second request and closes without answering: the close raced the
+        // request. It goes again on a new connection (a server that did take it sees the same
+        // delivery id twice).
+        let (port, server) = server(vec![vec![KEEP, None], vec![KEEP]]);
+        let got = post_all(port, &["1", "2"]);
+        assert_eq!(got, [Ok(204), Ok(204)]);
+        assert_eq!(server.join().unwrap(), vec![vec!["1", "2"], vec!["2"]]);
+    }
+
+    #[test]
+    fn a_new_connection_closed_without_an_answer_is_not_retried() {
+        let (port, server) = server(vec![vec![None]]);
+        let got = post_all(port, &["1"]);
+        assert!(
+            got[0]
+                .as_ref()
+                .is_err_and(|e| e.contains("closed the connection")),
+            "{got:?}"
+        );
+        assert_eq!(server.join().unwrap(), vec![vec!["1"]]);
     }
 }
