@@ -318,16 +318,23 @@ impl Processor {
         };
         rec.delivery_id = Some(delivery_id.clone());
         self.log.line("DEBUG", format_args!("Matched {}", rec.id));
-        let body = serde_json::json!({
-            "thread": { "kind": tok.kind.name(), "id": tok.thread },
-            "user_id": tok.user,
-            "from": if parsed.from.is_empty() { rec.from.clone() } else { parsed.from.clone() },
-            "subject": parsed.subject,
-            "body": parsed.text,
-            "message_id": rec.message_id,
-            "received_at": rec.received_at,
-        });
-        let bytes = serde_json::to_vec(&body).expect("serializes");
+        let bytes = serde_json::to_vec(&Payload {
+            body: &parsed.text,
+            from: if parsed.from.is_empty() {
+                &rec.from
+            } else {
+                &parsed.from
+            },
+            message_id: rec.message_id.as_deref(),
+            received_at: &rec.received_at,
+            subject: &parsed.subject,
+            thread: Thread {
+                id: tok.thread,
+                kind: tok.kind.name(),
+            },
+            user_id: tok.user,
+        })
+        .expect("serializes");
         let sig = webhook::signature(secret, &bytes);
         let headers = [
             ("X-Herald-Signature", sig.as_str()),
@@ -345,6 +352,26 @@ impl Processor {
             Err(e) => Outcome::Retry(e),
         }
     }
+}
+
+/// The webhook's JSON body (SPEC §4). Its fields are in the order a `serde_json::Value` object
+/// (sorted keys) gave them before, so the bytes of a reply's POST did not change with it; a
+/// struct borrows the texts instead of copying them into a map.
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    body: &'a str,
+    from: &'a str,
+    message_id: Option<&'a str>,
+    received_at: &'a str,
+    subject: &'a str,
+    thread: Thread,
+    user_id: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Thread {
+    id: u64,
+    kind: &'static str,
 }
 
 /// The outcomes of a round not saved yet.
@@ -403,6 +430,40 @@ mod tests {
             "nothing twice"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_payload_is_byte_for_byte_the_json_object_it_was() {
+        for (message_id, text) in [
+            (Some("<m@x>"), "Thanks \"all\"\n\u{1F600} \u{7} ünï"),
+            (None, ""),
+        ] {
+            let payload = Payload {
+                body: text,
+                from: "sam@example.org",
+                message_id,
+                received_at: "2026-01-01T00:00:00.000Z",
+                subject: "Re: [acme] Crash (#42)",
+                thread: Thread {
+                    id: 42,
+                    kind: "pull_request",
+                },
+                user_id: 7,
+            };
+            let value = serde_json::json!({
+                "thread": { "kind": "pull_request", "id": 42 },
+                "user_id": 7,
+                "from": "sam@example.org",
+                "subject": "Re: [acme] Crash (#42)",
+                "body": text,
+                "message_id": message_id,
+                "received_at": "2026-01-01T00:00:00.000Z",
+            });
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec(&payload).unwrap()).unwrap(),
+                String::from_utf8(serde_json::to_vec(&value).unwrap()).unwrap()
+            );
+        }
     }
 
     #[test]
