@@ -48,7 +48,11 @@ const HEADER_BLOCK_LINES: usize = 8;
 /// The reply text of a plain-text body: what is above the quoted notification and the signature,
 /// with inline quotes that sit above new text kept. Empty when the sender wrote nothing.
 pub fn reply_text(body: &str) -> String {
-    let body = body.replace("\r\n", "\n").replace('\r', "\n");
+    let body = if body.contains('\r') {
+        std::borrow::Cow::Owned(body.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    };
     let lines: Vec<&str> = body.split('\n').collect();
     let kinds = classify(&lines);
     let mut keep = vec![true; lines.len()];
@@ -120,7 +124,7 @@ pub fn reply_text(body: &str) -> String {
         break;
     }
 
-    let mut out = String::new();
+    let mut out = String::with_capacity(body.len());
     for (line, _) in lines[..end].iter().zip(&keep).filter(|(_, k)| **k) {
         if out.is_empty() && line.trim().is_empty() {
             continue;
@@ -178,6 +182,10 @@ fn is_delimiter(t: &str) -> bool {
     if t.len() >= 10 && t.chars().all(|c| c == '_') {
         return true;
     }
+    // Every marker starts with `--` or ends with `:` (lowercasing keeps both).
+    if !t.starts_with("--") && !t.ends_with(':') {
+        return false;
+    }
     let lower = t.to_lowercase();
     if t.starts_with("--") {
         let inner = lower.trim_matches(|c: char| c == '-' || c.is_whitespace());
@@ -228,10 +236,6 @@ fn is_rule(line: &str) -> bool {
 /// with no sentence punctuation inside.
 fn is_mobile_signature(t: &str) -> bool {
     let t = t.trim_end_matches('.');
-    if t.chars().count() > 80 {
-        return false;
-    }
-    let lower = t.to_lowercase();
     const PREFIXES: &[&str] = &[
         "sent from ",
         "sent with ",
@@ -253,12 +257,23 @@ fn is_mobile_signature(t: &str) -> bool {
         "wysłane z ",
         "отправлено с ",
     ];
+    let chars = t.chars().count();
+    if chars > 80 {
+        return false;
+    }
+    // A line whose first letter, lowercased, starts no prefix can only be one of the short CJK
+    // forms: the first character of `lower` is that of `t`'s first, lowercased.
+    let first = t.chars().next().and_then(|c| c.to_lowercase().next());
+    if chars > 30 && !PREFIXES.iter().any(|p| p.chars().next() == first) {
+        return false;
+    }
+    let lower = t.to_lowercase();
     if let Some(p) = PREFIXES.iter().find(|p| lower.starts_with(*p)) {
         let rest = &lower[p.len()..];
         let words = rest.split_whitespace().count();
         return (1..=6).contains(&words) && !rest.contains([',', ';', '?', '!']);
     }
-    t.chars().count() <= 30
+    chars <= 30
         && (lower.ends_with("から送信")
             || lower.starts_with("发自我的")
             || (lower.starts_with("從我的") && lower.ends_with("傳送"))
@@ -309,16 +324,22 @@ fn attribution_lines(lines: &[&str], kinds: &[Kind], i: usize) -> Option<usize> 
         return None;
     }
     let mut joined = String::new();
+    let mut chars = 0;
     for n in 1..=ATTRIBUTION_LINES.min(lines.len() - i) {
         let line = lines[i + n - 1].trim();
-        if n > 1 && (kinds[i + n - 1] != Kind::Text || !may_be_wrapped_attribution(first)) {
+        if n == 2 && (kinds[i + 1] != Kind::Text || !may_be_wrapped_attribution(first)) {
+            return None;
+        }
+        if n > 2 && kinds[i + n - 1] != Kind::Text {
             return None;
         }
         if !joined.is_empty() {
             joined.push(' ');
+            chars += 1;
         }
         joined.push_str(line);
-        if joined.chars().count() > ATTRIBUTION_MAX {
+        chars += line.chars().count();
+        if chars > ATTRIBUTION_MAX {
             return None;
         }
         if is_attribution(&joined) {
@@ -362,8 +383,16 @@ fn is_attribution(t: &str) -> bool {
 /// Returns whether the label is a From label.
 fn header_field(line: &str) -> Option<bool> {
     let t = line.trim().trim_start_matches('*');
-    let colon = t.find([':', '：'])?;
-    let label = t[..colon].trim().trim_matches('*').trim().to_lowercase();
+    let colon = match (t.find(':'), t.find('：')) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    let label = t[..colon].trim().trim_matches('*').trim();
+    // Lowercasing never makes fewer characters: a label too long now stays too long.
+    if label.len() > 20 && label.chars().count() > 20 {
+        return None;
+    }
+    let label = label.to_lowercase();
     if label.is_empty() || label.chars().count() > 20 {
         return None;
     }
