@@ -2,12 +2,13 @@
 """Reply-processing benchmark for `make bench`: replies per second from the SMTP "250" to the
 webhook's 2xx, and the time from the "250" to the webhook request for one reply.
 
-The webhook receiver is part of this script: RECEIVERS processes (plain blocking sockets, a
-listening socket each on the same port with SO_REUSEPORT), each answering every request with 204
+The webhook receiver is part of this script: RECEIVERS processes (a selector each over its
+connections, a listening socket each on the same port with SO_REUSEPORT, HTTP/1.1 keep-alive as
+any application server), each answering every request with 204
 and recording its arrival (time.monotonic(), the system-wide CLOCK_MONOTONIC, comparable between
 processes) and the request; the Message-ID in the JSON body, the X-Herald-Delivery header and the
 signature are read and checked after a phase, not while requests come in. A self-test first measures what the
-receiver takes (Python clients, a new connection per request as herald does) and how much CPU it
+receiver takes (Python clients, a keep-alive connection each, as herald keeps its own) and how much CPU it
 spends per request.
 
 Throughput, each run on fresh data directories (release build, `replies.webhook_url` at the
@@ -74,21 +75,28 @@ def percentile(sorted_values, p):
 
 # --- the webhook receiver ---
 
-RESPONSE = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+RESPONSE = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.I)
 
 
 def receiver_main(sock, index, counts, conn):
     """One receiver process: answers every request with 204 and keeps (arrival, request bytes).
-    Plain blocking sockets, one connection at a time (herald sends its request as soon as it has
-    connected): a quarter of the CPU asyncio spends on a request. Commands on `conn`: "dump"
+    HTTP/1.1 keep-alive, as any application server does (a connection is closed when the client
+    asks or closes it), many connections at once on one selector. Commands on `conn`: "dump"
     sends back what arrived since the last dump (parsed), "stop"."""
     import selectors
     arrivals = []
-    sock.setblocking(True)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, "listen")
     sel.register(conn, selectors.EVENT_READ, "command")
+    bufs = {}
+
+    def drop(c):
+        sel.unregister(c)
+        bufs.pop(c, None)
+        c.close()
+
     while True:
         for key, _ in sel.select():
             if key.data == "command":
@@ -98,31 +106,49 @@ def receiver_main(sock, index, counts, conn):
                 conn.send([parse_request(t, raw, start) for t, raw, start in arrivals])
                 arrivals.clear()
                 continue
-            c, _ = sock.accept()
+            if key.data == "listen":
+                try:
+                    c, _ = sock.accept()
+                except BlockingIOError:
+                    continue
+                c.setblocking(False)
+                bufs[c] = b""
+                sel.register(c, selectors.EVENT_READ, "conn")
+                continue
+            c = key.fileobj
             try:
-                c.settimeout(10)
-                buf, need, start = c.recv(65536), 0, 0
-                while True:
-                    if not need:
-                        end = buf.find(b"\r\n\r\n")
-                        if end >= 0:
-                            m = CONTENT_LENGTH.search(buf, 0, end)
-                            start = end + 4
-                            need = start + (int(m.group(1)) if m else 0)
-                    if need and len(buf) >= need:
-                        break
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                if need and len(buf) >= need:
-                    arrivals.append((time.monotonic(), buf[:need], start))
-                    counts[index] += 1
-                    c.sendall(RESPONSE)
+                chunk = c.recv(65536)
+            except BlockingIOError:
+                continue
             except OSError:
-                pass
-            finally:
-                c.close()
+                chunk = b""
+            if not chunk:
+                drop(c)
+                continue
+            buf = bufs[c] + chunk
+            close = False
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    break
+                m = CONTENT_LENGTH.search(buf, 0, end)
+                start = end + 4
+                need = start + (int(m.group(1)) if m else 0)
+                if len(buf) < need:
+                    break
+                arrivals.append((time.monotonic(), buf[:need], start))
+                counts[index] += 1
+                close = close or bool(CLOSE.search(buf, 0, end))
+                buf = buf[need:]
+                try:
+                    c.sendall(RESPONSE)
+                except OSError:
+                    close = True
+                    break
+            if close:
+                drop(c)
+            else:
+                bufs[c] = buf
 
 
 def parse_request(t, raw, start):
@@ -197,34 +223,35 @@ class Receiver:
 
 def hook_request(port, body):
     head = (f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\nX-Herald-Delivery: x\r\n"
+            f"Content-Length: {len(body)}\r\nX-Herald-Delivery: x\r\n"
             f"X-Herald-Signature: sha256={hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}\r\n\r\n")
     return head.encode() + body
 
 
 def selftest_client(port, first, n, start, failures):
+    """n requests over one keep-alive connection, each sent after the previous one's answer."""
     start.wait()
-    for i in range(first, first + n):
-        body = json.dumps({"thread": {"kind": "issue", "id": 42}, "user_id": 7, "from": "bench@example.org",
-                           "subject": "Re: bench", "body": "X" * 2000, "message_id": f"selftest-{i}",
-                           "received_at": "2026-01-01T00:00:00Z"}).encode()
-        request = hook_request(port, body)
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.sendall(request)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(first, first + n):
+            body = json.dumps({"thread": {"kind": "issue", "id": 42}, "user_id": 7, "from": "bench@example.org",
+                               "subject": "Re: bench", "body": "X" * 2000, "message_id": f"selftest-{i}",
+                               "received_at": "2026-01-01T00:00:00Z"}).encode()
+            s.sendall(hook_request(port, body))
             answer = b""
-            while b"\r\n" not in answer:
+            while not answer.endswith(b"\r\n\r\n"):
                 chunk = s.recv(4096)
                 if not chunk:
                     break
                 answer += chunk
-        if not answer.startswith(b"HTTP/1.1 204"):
-            with failures.get_lock():
-                failures.value += 1
+            if not answer.startswith(b"HTTP/1.1 204"):
+                with failures.get_lock():
+                    failures.value += 1
+                return
 
 
 def selftest(receiver):
-    """SELFTEST_REQUESTS requests from SELFTEST_CLIENTS processes, a connection each; returns
+    """SELFTEST_REQUESTS requests from SELFTEST_CLIENTS processes, one keep-alive connection each; returns
     (requests/s, receiver CPU µs per request)."""
     ctx = multiprocessing.get_context("fork")
     start, failures = ctx.Event(), ctx.Value("q", 0)
@@ -597,9 +624,9 @@ def main():
           f"for each measurement. Both at once: the backlog is messages stored (mail.log) less webhook requests "
           f"received; at the end of each load the management API listed "
           f"{api} pending (it lists 1,000 at most). "
-          f"Webhook receiver: {RECEIVERS} Python processes on one port (SO_REUSEPORT) answering 204; self-test "
-          f"{rate:,.0f} requests/s from {SELFTEST_CLIENTS} Python client processes on the same cores (a new "
-          f"connection each, as herald makes), {us:.0f} µs of receiver CPU a request (about {1e6 / us:,.0f} "
+          f"Webhook receiver: {RECEIVERS} Python processes on one port (SO_REUSEPORT) answering 204 with keep-alive; self-test "
+          f"{rate:,.0f} requests/s from {SELFTEST_CLIENTS} Python client processes on the same cores (a "
+          f"keep-alive connection each, as herald keeps), {us:.0f} µs of receiver CPU a request (about {1e6 / us:,.0f} "
           f"requests/s per core); during the median run both at once it used "
           f"{statistics.median(r['receiver_cpu'] / r['wall'] for r in together):.0%} of a core. Latency: "
           f"{LATENCY} replies of {lat['size']:,} bytes (text above a quoted notification) over one smtplib "
