@@ -91,6 +91,8 @@ pub struct Spool {
     next_id: AtomicU64,
     /// Where the writes are made durable (tests inject disk failures there).
     pub durable: Arc<Durable>,
+    /// Messages being stored: not due until their commit has returned.
+    inflight: crate::durable::InFlight,
     /// Wakes reply processing when a message is stored.
     wake: smol::channel::Sender<()>,
     pub woken: smol::channel::Receiver<()>,
@@ -105,6 +107,7 @@ impl Spool {
         Ok(Arc::new(Spool {
             tree,
             next_id: AtomicU64::new(next_id),
+            inflight: Default::default(),
             durable,
             wake,
             woken,
@@ -153,12 +156,12 @@ impl Spool {
             }
             records.push(rec);
         }
-        // After the first record, whose key the journal's replay goes by (the body's is removed
-        // once the reply is final).
         if keep_body {
             writes.push((key(DATA, id, None), m.data.to_vec()));
         }
+        let committing = self.inflight.enter(id.0);
         self.durable.commit(&self.tree, writes).await?;
+        drop(committing);
         let _ = self.wake.try_send(());
         Ok((id, records))
     }
@@ -199,6 +202,9 @@ impl Spool {
             }
             let id = QueueId(u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")));
             let n = u16::from_be_bytes(k[17..19].try_into().expect("2 bytes"));
+            if self.inflight.contains(id.0) {
+                continue;
+            }
             // An entry whose record is gone, unreadable or not pending would be taken round
             // after round: it goes instead.
             match self.record(id, n) {
@@ -421,6 +427,23 @@ mod tests {
     }
 
     /// Mail only to no-reply addresses keeps its records (status discarded), not its body.
+    #[test]
+    fn a_message_is_not_due_while_its_commit_goes_on() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let spool = open(&db, None);
+        let rcpts = vec![("r1@reply.x".to_string(), false)];
+        let (id, _) = smol::block_on(spool.store(incoming(&rcpts, b"x"))).unwrap();
+        let later = crate::clock::now_ms() + 1000;
+        let committing = spool.inflight.enter(id.0);
+        assert!(spool.due(later, 10).0.is_empty());
+        drop(committing);
+        assert_eq!(
+            spool.due(later, 10).0.len(),
+            1,
+            "kept, not dropped as stale"
+        );
+    }
+
     #[test]
     fn discard_only_mail_keeps_no_body() {
         let db = sled::Config::new().temporary(true).open().unwrap();

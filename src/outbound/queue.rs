@@ -87,6 +87,8 @@ pub struct Queue {
     tree: sled::Tree,
     durable: Arc<Durable>,
     next_id: AtomicU64,
+    /// Notifications being queued: not due until their commit has returned.
+    inflight: crate::durable::InFlight,
     /// Wakes the delivery worker when something new is queued.
     wake: smol::channel::Sender<()>,
     pub woken: smol::channel::Receiver<()>,
@@ -123,6 +125,7 @@ impl Queue {
             tree,
             durable,
             next_id: AtomicU64::new(next_id),
+            inflight: Default::default(),
             wake,
             woken,
         }))
@@ -135,8 +138,6 @@ impl Queue {
 
     /// Stores a new notification and its message durably; returns once they are on disk.
     pub fn enqueue(&self, id: u64, rec: &Record, message: &[u8]) -> Result<(), String> {
-        // The record first: the journal's replay goes by the first key, and the message's is
-        // removed once the notification is final.
         let writes = vec![
             (
                 key(RECORD, id),
@@ -145,7 +146,9 @@ impl Queue {
             (key(MESSAGE, id), message.to_vec()),
             (due_key(rec.due_ms, id), Vec::new()),
         ];
+        let committing = self.inflight.enter(id);
         self.durable.commit_blocking(&self.tree, writes)?;
+        drop(committing);
         let _ = self.wake.try_send(());
         Ok(())
     }
@@ -198,6 +201,9 @@ impl Queue {
                 return (out, Some(due));
             }
             let id = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
+            if self.inflight.contains(id) {
+                continue;
+            }
             match self.get(id) {
                 Ok(Some(rec)) if rec.status.waiting() => out.push((id, rec)),
                 _ => {
