@@ -238,19 +238,28 @@ impl Queue {
     /// sent or failed) the message is dropped. Not synced by itself: after a crash the older
     /// state may come back, and then the message is sent once more, never lost.
     pub fn update(&self, id: u64, old: &Record, new: &Record) -> Result<(), String> {
+        self.update_all(&[(id, old, new)])
+    }
+
+    /// [`Queue::update`] for a group of attempts (of different ids) in one sled batch: each batch
+    /// costs sled two log writes and two `sync_file_range` waits on its IO threads (measured:
+    /// with one batch per message they took a quarter of herald's CPU while sending).
+    pub fn update_all(&self, updates: &[(u64, &Record, &Record)]) -> Result<(), String> {
         let mut batch = sled::Batch::default();
-        if old.status.waiting() {
-            batch.remove(due_key(old.due_ms, id));
+        for &(id, old, new) in updates {
+            if old.status.waiting() {
+                batch.remove(due_key(old.due_ms, id));
+            }
+            if new.status.waiting() {
+                batch.insert(due_key(new.due_ms, id), Vec::new());
+            } else {
+                batch.remove(key(MESSAGE, id));
+            }
+            batch.insert(
+                key(RECORD, id),
+                serde_json::to_vec(new).expect("serializes"),
+            );
         }
-        if new.status.waiting() {
-            batch.insert(due_key(new.due_ms, id), Vec::new());
-        } else {
-            batch.remove(key(MESSAGE, id));
-        }
-        batch.insert(
-            key(RECORD, id),
-            serde_json::to_vec(new).expect("serializes"),
-        );
         self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
 }

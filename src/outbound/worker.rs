@@ -32,6 +32,21 @@ pub struct Worker {
     /// The target of the applied settings, built once per fingerprint (reading the system's
     /// roots for TLS is not free).
     target: Mutex<Option<(String, Target)>>,
+    /// Outcomes not saved yet (see [`Worker::save`]).
+    unsaved: Mutex<Vec<Unsaved>>,
+}
+
+/// Outcomes are saved (one sled batch, then their mail.log lines) once this many wait...
+const SAVE_GROUP: usize = 64;
+/// ...and every this long during a round, and at its end.
+const SAVE_EVERY: Duration = Duration::from_millis(50);
+
+/// One attempt's outcome, to be saved.
+struct Unsaved {
+    id: u64,
+    old: Record,
+    new: Record,
+    lines: Vec<(&'static str, String)>,
 }
 
 /// An idle connection is closed (QUIT) after this long without a message.
@@ -57,7 +72,27 @@ impl Worker {
             app,
             idle: Mutex::new(Vec::new()),
             target: Mutex::new(None),
+            unsaved: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Saves the outcomes waiting, in one sled batch, then writes their mail.log lines (so a
+    /// `status=sent` line is never ahead of the record). An outcome waits in memory at most
+    /// [`SAVE_EVERY`], far less than sled's own unsynced half second; after a crash in between,
+    /// the message is sent again, never lost.
+    fn save(&self) {
+        let group = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()));
+        if group.is_empty() {
+            return;
+        }
+        let updates: Vec<_> = group.iter().map(|u| (u.id, &u.old, &u.new)).collect();
+        if let Err(e) = self.app.queue.update_all(&updates) {
+            for u in &group {
+                log::error!("outbound: cannot record the outcome for {}: {e}", u.new.id);
+            }
+        }
+        let lines: Vec<(&str, String)> = group.into_iter().flat_map(|u| u.lines).collect();
+        self.app.maillog.write(&lines);
     }
 
     fn take_idle(&self, print: &str) -> Option<Session> {
@@ -151,6 +186,7 @@ impl Worker {
                 for (id, rec) in &ids {
                     self.outcome(*id, rec, Err(&f), None);
                 }
+                self.save();
                 *paused = Some((print, f.detail.clone()));
                 return None;
             }
@@ -170,13 +206,21 @@ impl Worker {
                 ex.spawn(self.lane(&target, &settings, &print, rx.clone(), stop_reason.clone()))
             })
             .collect();
+        let saver = ex.spawn(async {
+            loop {
+                smol::Timer::after(SAVE_EVERY).await;
+                self.save();
+            }
+        });
         ex.run(async {
             for t in tasks {
                 t.await;
             }
+            saver.cancel().await;
         })
         .await;
         drop(ex);
+        self.save();
         let reason = stop_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(why) = reason {
             log::warn!("outbound: delivery paused until the settings change: {why}");
@@ -333,9 +377,6 @@ impl Worker {
                 }
             }
         };
-        if let Err(e) = self.app.queue.update(id, old, &rec) {
-            log::error!("outbound: cannot record the outcome for {}: {e}", rec.id);
-        }
         let mut lines = vec![(
             "smtp",
             format!(
@@ -346,7 +387,19 @@ impl Worker {
         if status != "deferred" {
             lines.push(("qmgr", format!("{}: removed", rec.id)));
         }
-        self.app.maillog.write(&lines);
+        let full = {
+            let mut unsaved = self.unsaved.lock().unwrap_or_else(|e| e.into_inner());
+            unsaved.push(Unsaved {
+                id,
+                old: old.clone(),
+                new: rec,
+                lines,
+            });
+            unsaved.len() >= SAVE_GROUP
+        };
+        if full {
+            self.save();
+        }
     }
 }
 
