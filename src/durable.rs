@@ -1,24 +1,22 @@
 //! Group commit of sled writes: a caller hands over its writes and hears `Ok` only after they are
 //! on disk. One committer thread takes every job that is waiting, writes them as one entry of the
-//! [`crate::journal`] and syncs that, then inserts them into sled and, last, the entry's number
-//! under [`APPLIED_KEY`], and answers them all, so concurrent writers share one `fdatasync`
+//! [`crate::journal`] and syncs that, then applies them to sled (one batch per tree) and, last,
+//! the entry's number under [`APPLIED_KEY`], and answers them all, so concurrent writers share one `fdatasync`
 //! instead of queueing behind each other's. The reply queue (a `250`) and the notification queue
 //! (a `202`) both commit through here.
 //!
 //! sled itself is made durable by a checkpoint thread: about once a second, and whenever the
-//! journal file in use is half full, it flushes sled and syncs what sled's flush leaves unsynced
+//! journal has taken another 16 MiB, it flushes sled and syncs what sled's flush leaves unsynced
 //! ([`DiskSync`]); the journal file holding only entries that flush covered may then be reused.
 //! sled recovers a prefix of its log, so after a crash every entry up to the recovered
 //! [`APPLIED_KEY`] is wholly in sled and nothing of a later one was changed since (readers skip a
 //! job until its commit has returned: [`InFlight`]); [`replay`] inserts the later ones again.
 //!
-//! Why not sled's batches: each `apply_batch` seals sled's log buffer twice, two writes and two
-//! `sync_file_range` waits on its IO threads per commit (perf: the sled-io threads took a fifth of
-//! herald's CPU under 20 SMTP sessions). Why not sled's flush per commit: it waits on
-//! `sync_file_range` and then the growing log needs an `fdatasync`, two device round trips for
-//! one (p99 250 latency 11.6 ms at 100 sessions before the journal, see BENCHMARKS.md). A group
-//! holding a job too large for the journal is made durable the old way: one sled batch per tree
-//! and a flush.
+//! Why not sled's flush per commit: it waits on `sync_file_range` and then the growing log needs
+//! an `fdatasync`, two device round trips for one (p99 250 latency 11.6 ms at 100 sessions before
+//! the journal, see BENCHMARKS.md). A group holding a job too large for the journal is made
+//! durable that way still. See [`batches`] for why sled batches and not plain inserts, and
+//! [`CHECKPOINT_BYTES`] for the checkpoints' pace.
 //!
 //! Measured: a second committer thread (one group applied while the previous one syncs) gave no
 //! better throughput or p99 on 2 cores (sled serialises its flushes, and the thread takes CPU
@@ -41,6 +39,11 @@ const GROUP_BYTES: usize = 4 * 1024 * 1024;
 const JOURNAL_JOB_MAX: usize = 1024 * 1024;
 /// How often the checkpoint thread flushes sled when there is something new in the journal.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// ...and sooner, each time this much more has been journaled, so a journal file is covered
+/// before the other one fills. Not more often: each sled flush costs CPU and, oddly, memory
+/// (measured, 20,000 messages of 2 KB over 100 sessions: every 4 MiB, 3,922/s and 52 MiB
+/// resident; every 16 MiB, 5,969/s and 35 MiB).
+const CHECKPOINT_BYTES: u64 = journal::FILE_SIZE / 2;
 /// The newest journal entry whose writes are all in sled (sled's default tree).
 const APPLIED_KEY: &[u8] = b"herald.journal.applied";
 
@@ -344,7 +347,7 @@ struct Progress {
     journaled: u64,
     /// The newest entry a checkpoint covered.
     covered: u64,
-    /// The committer wants a checkpoint now (a journal file is half full, or it waits to reuse
+    /// The committer wants a checkpoint now (another 16 MiB journaled, or it waits to reuse
     /// one).
     urgent: bool,
     /// The committer has stopped: one last checkpoint, then the thread ends.
@@ -416,6 +419,7 @@ fn checkpointer(store: &Store) {
         last = Instant::now();
         // Everything up to `target` is in sled (its number too): the flush makes it durable.
         let done = store.flush_and_sync();
+        log::trace!("checkpoint: entry {target} in {:?}", last.elapsed());
         let mut p = cp.lock();
         match done {
             Ok(()) => p.covered = target,
@@ -544,16 +548,13 @@ fn commit_journaled(
         store.checkpoints.wait_for(newest_there).map_err(disk)?;
         jl.switch();
     }
+    let before = jl.offset();
     let seq = jl
         .write(&entry)
         .map_err(|e| disk(format!("journal: {e}")))?;
-    let inserted = group
+    let inserted = batches(group)
         .into_iter()
-        .try_for_each(|job| {
-            job.writes
-                .into_iter()
-                .try_for_each(|(k, v)| job.tree.insert(k, v).map(drop))
-        })
+        .try_for_each(|(tree, batch, _)| tree.apply_batch(batch))
         .and_then(|()| store.db.insert(APPLIED_KEY, &seq.to_be_bytes()).map(drop));
     if let Err(e) = inserted {
         // The group is on disk (the journal) and comes back at the restart this forces; its
@@ -562,7 +563,8 @@ fn commit_journaled(
         log::error!("commit: {why}; restart herald");
         let _ = store.fatal.try_send(why);
     }
-    store.checkpoints.journaled(seq, jl.half_full());
+    let urgent = jl.offset() / CHECKPOINT_BYTES != before / CHECKPOINT_BYTES;
+    store.checkpoints.journaled(seq, urgent);
     Ok(())
 }
 
@@ -571,25 +573,7 @@ fn commit_journaled(
 /// the flush fails, what the group wrote is removed again (best effort), so nothing half-written
 /// is kept for a caller that hears `Err`.
 fn commit_batched(group: Vec<Job>, store: &Store, faults: &Faults) -> Result<(), Failed> {
-    // (tree, batch, keys written) per tree, in the order trees first appear.
-    let mut per_tree: Vec<(sled::Tree, sled::Batch, Vec<Vec<u8>>)> = Vec::new();
-    for job in group {
-        let i = match per_tree
-            .iter()
-            .position(|(t, _, _)| t.name() == job.tree.name())
-        {
-            Some(i) => i,
-            None => {
-                per_tree.push((job.tree, sled::Batch::default(), Vec::new()));
-                per_tree.len() - 1
-            }
-        };
-        let (_, batch, keys) = &mut per_tree[i];
-        for (k, v) in job.writes {
-            keys.push(k.clone());
-            batch.insert(k, v);
-        }
-    }
+    let per_tree = batches(group);
     let mut applied = Ok(());
     let mut written: Vec<(sled::Tree, Vec<Vec<u8>>)> = Vec::new();
     for (tree, batch, keys) in per_tree {
@@ -636,6 +620,34 @@ fn commit_batched(group: Vec<Job>, store: &Store, faults: &Faults) -> Result<(),
         }),
         (Ok(()), Ok(())) => Ok(()),
     }
+}
+
+/// A group's writes as one sled batch per tree, in the order trees first appear, with the keys
+/// each writes. Batches rather than plain inserts, though sled seals its log buffer for each
+/// batch (two log writes on its IO threads: about 10% more CPU a message under 20 SMTP
+/// sessions): with plain inserts sled kept nearly everything written in memory (measured over
+/// 100 sessions: 115 MiB resident after 60,000 messages of 2 KB against 61 MiB, 207 MiB after
+/// 10,000 of 20 KB against 108 MiB).
+fn batches(group: Vec<Job>) -> Vec<(sled::Tree, sled::Batch, Vec<Vec<u8>>)> {
+    let mut per_tree: Vec<(sled::Tree, sled::Batch, Vec<Vec<u8>>)> = Vec::new();
+    for job in group {
+        let i = match per_tree
+            .iter()
+            .position(|(t, _, _)| t.name() == job.tree.name())
+        {
+            Some(i) => i,
+            None => {
+                per_tree.push((job.tree, sled::Batch::default(), Vec::new()));
+                per_tree.len() - 1
+            }
+        };
+        let (_, batch, keys) = &mut per_tree[i];
+        for (k, v) in job.writes {
+            keys.push(k.clone());
+            batch.insert(k, v);
+        }
+    }
+    per_tree
 }
 
 /// Bytes a job writes.

@@ -107,10 +107,9 @@ impl Journal {
         self.newest[self.active] = 0;
     }
 
-    /// Whether the active file is more than half full (time to checkpoint, so the other one is
-    /// free when this one is full).
-    pub fn half_full(&self) -> bool {
-        self.offset > FILE_SIZE / 2
+    /// Bytes written to the active file.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Writes `entry` (from [`Journal::entry`], fitting the active file) and syncs it; returns

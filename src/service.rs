@@ -26,9 +26,6 @@ const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Memory all SMTP sessions' DATA may hold at once (at least two messages of the size limit);
 /// past it DATA is answered 452 4.3.1 until messages are stored.
 const DATA_BUDGET: u64 = 128 << 20;
-/// Threads that run the executor besides the main thread, so SMTP sessions and the HTTPS front
-/// are not held to one core.
-const EXTRA_EXECUTORS: usize = 1;
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -155,16 +152,6 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
     ));
 
     let ex = Arc::new(smol::Executor::new());
-    let (executors_stop, executors_stopped) = smol::channel::bounded::<()>(1);
-    let mut executors = Vec::new();
-    for i in 0..EXTRA_EXECUTORS {
-        let (ex, stopped) = (ex.clone(), executors_stopped.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("executor-{i}"))
-            .spawn(move || smol::block_on(ex.run(async { stopped.recv().await.ok() })))
-            .map_err(|e| format!("cannot start an executor thread: {e}"))?;
-        executors.push(thread);
-    }
     let result = smol::block_on(ex.run(async {
         let listener = net::bind("console.listen", &settings.console.listen).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -269,10 +256,6 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
 
     // Dropping the executor drops every console and SMTP connection still open, so tiny-http's
     // workers see their peers go; then the workers get a bounded time to finish.
-    drop(executors_stop);
-    for thread in executors {
-        let _ = thread.join();
-    }
     drop(ex);
     shutdown.store(true, Ordering::Release);
     let deadline = std::time::Instant::now() + WORKER_DRAIN;
