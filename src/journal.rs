@@ -12,7 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Size of each of the two files.
@@ -61,6 +61,7 @@ impl Journal {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(0o600)
                 .open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             entries.extend(read_file(&file).map_err(|e| format!("{}: {e}", path.display()))?);
