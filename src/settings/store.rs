@@ -22,6 +22,9 @@ pub struct Stored {
 pub struct SettingsStore {
     tree: sled::Tree,
     write: Mutex<()>,
+    /// The applied document as last read, with the bytes it was parsed from: every API request
+    /// and worker round reads the settings, and parsing them was most of that.
+    applied: Mutex<Option<(sled::IVec, Stored)>>,
 }
 
 /// A storage failure, said plainly.
@@ -54,6 +57,7 @@ impl SettingsStore {
         Ok(SettingsStore {
             tree: db.open_tree(TREE)?,
             write: Mutex::new(()),
+            applied: Mutex::new(None),
         })
     }
 
@@ -73,9 +77,21 @@ impl SettingsStore {
         Ok(())
     }
 
-    /// The settings in force.
+    /// The settings in force. Parsed again only when the stored bytes changed.
     pub fn applied(&self) -> Result<Option<Stored>, StoreError> {
-        self.read(APPLIED)
+        let Some(bytes) = self.tree.get(APPLIED)? else {
+            return Ok(None);
+        };
+        let mut cache = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, doc)) = cache.as_ref()
+            && *seen == bytes
+        {
+            return Ok(Some(doc.clone()));
+        }
+        let doc: Stored = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError(format!("stored settings unreadable: {e}")))?;
+        *cache = Some((bytes, doc.clone()));
+        Ok(Some(doc))
     }
 
     /// The last saved settings, applied or not.
