@@ -234,16 +234,12 @@ impl Queue {
         .collect()
     }
 
-    /// Saves the outcome of an attempt: the record, its place in the due index, and (once it is
-    /// sent or failed) the message is dropped. Not synced by itself: after a crash the older
-    /// state may come back, and then the message is sent once more, never lost.
-    pub fn update(&self, id: u64, old: &Record, new: &Record) -> Result<(), String> {
-        self.update_all(&[(id, old, new)])
-    }
-
-    /// [`Queue::update`] for a group of attempts (of different ids) in one sled batch: each batch
-    /// costs sled two log writes and two `sync_file_range` waits on its IO threads (measured:
-    /// with one batch per message they took a quarter of herald's CPU while sending).
+    /// Saves the outcomes of attempts (of different ids) in one sled batch: each one's record,
+    /// its place in the due index, and (once it is sent or failed) the message is dropped. Not
+    /// synced by itself: after a crash the older state may come back, and then the message is
+    /// sent once more, never lost. One batch for many, as each sled batch costs two log writes
+    /// and two `sync_file_range` waits on its IO threads (measured: with one batch per message
+    /// they took a quarter of herald's CPU while sending).
     pub fn update_all(&self, updates: &[(u64, &Record, &Record)]) -> Result<(), String> {
         let mut batch = sled::Batch::default();
         for &(id, old, new) in updates {
@@ -315,13 +311,13 @@ mod tests {
         let mut new = old.clone();
         new.status = Status::Deferred;
         new.due_ms = 5000;
-        q.update(a, &old, &new).unwrap();
+        q.update_all(&[(a, &old, &new)]).unwrap();
         assert_eq!(due_ids(&q, 1000, 10), (vec![b], Some(5000)));
         // Sent: leaves the index and its message goes.
         let old = q.get(b).unwrap().unwrap();
         let mut sent = old.clone();
         sent.status = Status::Sent;
-        q.update(b, &old, &sent).unwrap();
+        q.update_all(&[(b, &old, &sent)]).unwrap();
         assert_eq!(q.message(b).unwrap(), None);
         assert_eq!(q.message(a).unwrap().unwrap(), b"A");
         assert_eq!(due_ids(&q, 10_000, 10), (vec![a], None));

@@ -1,13 +1,13 @@
 //! Group commit of sled writes: a caller hands over its writes and hears `Ok` only after they are
 //! on disk. One committer thread takes every job that is waiting, writes them as one entry of the
 //! [`crate::journal`] and syncs that, then applies them to sled (one batch per tree) and, last,
-//! the entry's number under [`APPLIED_KEY`], and answers them all, so concurrent writers share one `fdatasync`
-//! instead of queueing behind each other's. The reply queue (a `250`) and the notification queue
-//! (a `202`) both commit through here.
+//! the entry's number under [`APPLIED_KEY`], and answers them all, so concurrent writers share
+//! one `fdatasync` instead of queueing behind each other's. The reply queue (a `250`) and the
+//! notification queue (a `202`) both commit through here.
 //!
-//! sled itself is made durable by a checkpoint thread: about once a second, and whenever the
-//! journal has taken another 16 MiB, it flushes sled and syncs what sled's flush leaves unsynced
-//! ([`DiskSync`]); the journal file holding only entries that flush covered may then be reused.
+//! sled itself is made durable by the checkpoint thread ([`checkpoint`]): about once a second,
+//! and whenever the journal has taken another 16 MiB, it flushes sled and syncs what sled's flush
+//! leaves unsynced; the journal file holding only entries that flush covered may then be reused.
 //! sled recovers a prefix of its log, so after a crash every entry up to the recovered
 //! [`APPLIED_KEY`] is wholly in sled and nothing of a later one was changed since (readers skip a
 //! job until its commit has returned: [`InFlight`]); [`replay`] inserts the later ones again.
@@ -22,13 +22,15 @@
 //! better throughput or p99 on 2 cores (sled serialises its flushes, and the thread takes CPU
 //! from the sessions).
 
+mod checkpoint;
+
 use crate::journal::{self, Journal};
+use checkpoint::{CHECKPOINT_BYTES, Checkpoints, DiskSync, checkpointer, flush_and_sync};
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Jobs one commit takes at most, so one flush never waits on an unbounded queue.
 const GROUP_MAX: usize = 512;
@@ -37,13 +39,6 @@ const GROUP_MAX: usize = 512;
 const GROUP_BYTES: usize = 4 * 1024 * 1024;
 /// A job larger than this is made durable by flushing sled rather than through the journal.
 const JOURNAL_JOB_MAX: usize = 1024 * 1024;
-/// How often the checkpoint thread flushes sled when there is something new in the journal.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// ...and sooner, each time this much more has been journaled, so a journal file is covered
-/// before the other one fills. Not more often: each sled flush costs CPU and, oddly, memory
-/// (measured, 20,000 messages of 2 KB over 100 sessions: every 4 MiB, 3,922/s and 52 MiB
-/// resident; every 16 MiB, 5,969/s and 35 MiB).
-const CHECKPOINT_BYTES: u64 = journal::FILE_SIZE / 2;
 /// The newest journal entry whose writes are all in sled (sled's default tree).
 const APPLIED_KEY: &[u8] = b"herald.journal.applied";
 
@@ -72,6 +67,9 @@ pub struct Durable {
     /// Tests make the next flush-and-sync fail (the disk failing).
     pub fail_syncs: Arc<AtomicBool>,
     committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Shared with the committer and the checkpoint thread (tests hold checkpoints back).
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpoints: Arc<Checkpoints>,
     /// Says why, once, when the disk failed and commits stopped: the service then exits non-zero
     /// so that it is restarted and sled recovers from what is on disk.
     pub fatal: smol::channel::Receiver<String>,
@@ -119,10 +117,11 @@ impl Durable {
             commit: fail_commits.clone(),
             sync: fail_syncs.clone(),
         };
+        let checkpoints = Arc::new(Checkpoints::default());
         let store = Store {
             db: db.clone(),
             sync: Arc::new(Mutex::new(sync)),
-            checkpoints: Arc::new(Checkpoints::default()),
+            checkpoints: checkpoints.clone(),
             fatal: fatal_tx,
         };
         let handle = std::thread::Builder::new()
@@ -134,6 +133,7 @@ impl Durable {
             fail_commits,
             fail_syncs,
             committer: std::sync::Mutex::new(Some(handle)),
+            checkpoints,
             fatal: fatal_rx,
         }))
     }
@@ -188,74 +188,10 @@ pub fn first_free_id(tree: &sled::Tree, prefixes: &[u8]) -> u64 {
     now.max(newest + 1)
 }
 
-/// What sled's `flush` leaves undone. sled 0.34 makes its log stable with
-/// `sync_file_range`, which writes the data but neither the file's metadata (its growing size) nor
-/// the drive's cache, and it writes values too large for its log (over about 128 KiB) as blob
-/// files that it never syncs. So after each flush the committer `fdatasync`s the log file and
-/// `fsync`s every blob file (and the blob folder) it has not synced before: only then is a write
-/// on disk.
-pub struct DiskSync {
-    log: File,
-    blobs: PathBuf,
-    synced: HashSet<std::ffi::OsString>,
-}
-
-impl DiskSync {
-    fn open(dir: &Path) -> Result<DiskSync, String> {
-        let log = File::open(dir.join("db")).map_err(|e| format!("sled log: {e}"))?;
-        Ok(DiskSync {
-            log,
-            blobs: dir.join("blobs"),
-            synced: HashSet::new(),
-        })
-    }
-
-    /// Blobs first (the log refers to them), then the log. The blob folder is listed every time:
-    /// its mtime cannot tell, as directory timestamps may be coarser than a commit.
-    fn sync(&mut self) -> std::io::Result<()> {
-        let mut new_blob = false;
-        if let Ok(entries) = std::fs::read_dir(&self.blobs) {
-            let mut seen = HashSet::new();
-            for e in entries.flatten() {
-                let name = e.file_name();
-                if !self.synced.contains(&name) && sync_file(&e.path())? {
-                    new_blob = true;
-                }
-                seen.insert(name);
-            }
-            // Forget blobs sled has since removed.
-            self.synced = seen;
-        }
-        if new_blob {
-            File::open(&self.blobs)?.sync_all()?;
-        }
-        self.log.sync_data()
-    }
-}
-
-/// `fsync`s one file; `Ok(false)` when it is gone already (sled removes blob files it has
-/// collected, possibly between our listing of the folder and this call).
-fn sync_file(path: &Path) -> std::io::Result<bool> {
-    match File::open(path) {
-        Ok(f) => f.sync_all().map(|()| true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Failures tests inject.
 struct Faults {
     commit: Arc<AtomicBool>,
     sync: Arc<AtomicBool>,
-}
-
-/// sled's flush, then what it leaves undone.
-fn flush_and_sync(db: &sled::Db, disk: Option<&mut DiskSync>) -> Result<(), String> {
-    db.flush().map_err(|e| e.to_string())?;
-    match disk {
-        Some(d) => d.sync().map_err(|e| format!("fsync: {e}")),
-        None => Ok(()),
-    }
 }
 
 /// Inserts the jobs of `entries` (those past [`APPLIED_KEY`]) again, in order, and records the
@@ -330,111 +266,6 @@ impl Store {
     fn flush_and_sync(&self) -> Result<(), String> {
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         flush_and_sync(&self.db, sync.as_mut())
-    }
-}
-
-/// Journal entries written and covered by a checkpoint, between the committer and the
-/// checkpoint thread.
-#[derive(Default)]
-struct Checkpoints {
-    state: Mutex<Progress>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct Progress {
-    /// The newest entry in the journal (its jobs are applied to sled before it is written).
-    journaled: u64,
-    /// The newest entry a checkpoint covered.
-    covered: u64,
-    /// The committer wants a checkpoint now (another 16 MiB journaled, or it waits to reuse
-    /// one).
-    urgent: bool,
-    /// The committer has stopped: one last checkpoint, then the thread ends.
-    stop: bool,
-    /// A checkpoint failed: nothing can be trusted to be durable any more.
-    failed: Option<String>,
-}
-
-impl Checkpoints {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn journaled(&self, seq: u64, urgent: bool) {
-        let mut p = self.lock();
-        p.journaled = seq;
-        if urgent && !p.urgent {
-            p.urgent = true;
-            self.changed.notify_all();
-        }
-    }
-
-    /// Waits until a checkpoint has covered entry `seq`.
-    fn wait_for(&self, seq: u64) -> Result<(), String> {
-        let mut p = self.lock();
-        while p.covered < seq {
-            if let Some(why) = &p.failed {
-                return Err(why.clone());
-            }
-            p.urgent = true;
-            self.changed.notify_all();
-            p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
-    }
-
-    fn stop(&self) {
-        self.lock().stop = true;
-        self.changed.notify_all();
-    }
-}
-
-/// Flushes sled when the journal has something new, once a second or when asked to, and records
-/// which entry the flush covered. Ends after the committer has stopped and all is covered.
-fn checkpointer(store: &Store) {
-    let cp = &store.checkpoints;
-    let mut last = Instant::now();
-    loop {
-        let target = {
-            let mut p = cp.lock();
-            loop {
-                let behind = p.journaled > p.covered;
-                if p.stop && !behind {
-                    return;
-                }
-                if behind && (p.urgent || p.stop || last.elapsed() >= CHECKPOINT_EVERY) {
-                    break;
-                }
-                let wait = CHECKPOINT_EVERY.saturating_sub(last.elapsed());
-                p = cp
-                    .changed
-                    .wait_timeout(p, wait.max(Duration::from_millis(10)))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            p.urgent = false;
-            p.journaled
-        };
-        last = Instant::now();
-        // Everything up to `target` is in sled (its number too): the flush makes it durable.
-        let done = store.flush_and_sync();
-        log::trace!("checkpoint: entry {target} in {:?}", last.elapsed());
-        let mut p = cp.lock();
-        match done {
-            Ok(()) => p.covered = target,
-            Err(e) => {
-                log::error!(
-                    "checkpoint: flushing the store failed: {e}; refusing writes from now on"
-                );
-                let why = format!("the store stopped after a disk error ({e}); restart herald");
-                let _ = store.fatal.try_send(why.clone());
-                p.failed = Some(why);
-                cp.changed.notify_all();
-                return;
-            }
-        }
-        cp.changed.notify_all();
     }
 }
 
@@ -659,20 +490,6 @@ fn job_bytes(job: &Job) -> usize {
 mod tests {
     use super::*;
 
-    /// Regression: sled removes blob files while the committer lists them (seen under
-    /// `make bench` with 100 sessions of 20 KB messages: every commit in the group got 451).
-    #[test]
-    fn a_blob_gone_before_its_fsync_is_not_an_error() {
-        let dir = std::env::temp_dir().join(format!("herald-durable-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = dir.join("gone");
-        assert!(!sync_file(&missing).unwrap());
-        let here = dir.join("here");
-        std::fs::write(&here, b"x").unwrap();
-        assert!(sync_file(&here).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
     #[test]
     fn what_the_store_lost_comes_back_from_the_journal() {
         let dir = std::env::temp_dir().join(format!("herald-replay-{}", std::process::id()));
@@ -710,6 +527,55 @@ mod tests {
             assert_eq!(t.get([b'b', i]).unwrap().unwrap().len(), 100);
         }
         assert_eq!(applied_of(&db).unwrap(), 10);
+        drop((durable, t, db));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A journal file is written over only once a checkpoint has made sled hold what it held:
+    /// with checkpoints held back, commits stop when both files are full, and go on once a
+    /// checkpoint runs.
+    #[test]
+    fn a_full_journal_waits_for_the_checkpoint_that_frees_a_file() {
+        let dir = std::env::temp_dir().join(format!("herald-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sled_dir = dir.join("db");
+        let db = sled::Config::new().path(&sled_dir).open().unwrap();
+        let on_disk = OnDisk {
+            sled_dir: &sled_dir,
+            journal_dir: &dir,
+        };
+        let durable = Durable::open(&db, Some(on_disk)).unwrap();
+        durable.checkpoints.hold(true);
+        let t = db.open_tree("t").unwrap();
+        // Each job close to the journal's limit per job: about 36 fit in a file.
+        const JOBS: u64 = 90;
+        let value = vec![7u8; JOURNAL_JOB_MAX - 16];
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = {
+            let (durable, t, done) = (durable.clone(), t.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..JOBS {
+                    let writes = vec![(i.to_be_bytes().to_vec(), value.clone())];
+                    durable.commit_blocking(&t, writes).unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        // Wait until the writer stops getting further.
+        let mut seen = u64::MAX;
+        while done.load(Ordering::Relaxed) != seen {
+            seen = done.load(Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let per_file = journal::FILE_SIZE / JOURNAL_JOB_MAX as u64;
+        assert!(
+            (per_file..JOBS).contains(&seen),
+            "with checkpoints held, commits stop once both files are full ({seen} of {JOBS})"
+        );
+        durable.checkpoints.hold(false);
+        writer.join().unwrap();
+        assert_eq!(t.len() as u64, JOBS);
+        assert_eq!(applied_of(&db).unwrap(), JOBS);
         drop((durable, t, db));
         std::fs::remove_dir_all(&dir).unwrap();
     }
