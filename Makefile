@@ -29,7 +29,7 @@ lint:
 
 ## bench: measure (herald and a local Postfix in the same run) and write the figures into BENCHMARKS.md
 bench: build
-	$(CARGO) build --release --locked --example smtp_probe
+	$(CARGO) build --release --locked --example smtp_probe --example api_load
 	bash scripts/bench.sh
 
 ## fuzz: coverage-guided fuzzing of the SMTP server machine (cargo-fuzz; FUZZ_SECONDS, default 300)

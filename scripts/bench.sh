@@ -71,7 +71,7 @@ fi
 # --- outbound: notifications from API 202 to smarthost 250, herald and Postfix relaying to the
 # same smtp-sink, same run ---
 if [ -f "$shared/bench/postfix-anchor.sh" ]; then
-  outbound=$(python3 scripts/bench_outbound.py "$BIN" "$shared" "$work/outbound")
+  outbound=$(python3 scripts/bench_outbound.py "$BIN" target/release/examples/api_load "$shared" "$work/outbound")
   echo "$outbound"
   write_section outbound "$outbound"
 else

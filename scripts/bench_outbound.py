@@ -2,24 +2,25 @@
 """Outbound benchmark for `make bench`: herald against a local Postfix (the anchor), same run.
 
 One smtp-sink (Postfix's test server, which throws mail away) is the smarthost of both. herald:
-a fresh data directory a run, `smtp.address`/`smtp.port` pointing at the sink, 8 client processes
-POSTing notifications (about 2 KB of text) to /api/v1/notifications over the control socket, each
-on its own keep-alive connection; timed from the first POST until the sink has received all of
+a fresh data directory a run, `smtp.address`/`smtp.port` pointing at the sink, 8 clients (threads
+of examples/api_load.rs, which takes far less CPU than Python's http.client did) POSTing
+notifications (about 2 KB of text) to /api/v1/notifications over the control socket, each on its
+own keep-alive connection; timed from the first POST until the sink has received all of
 them and mail.log says `status=sent` for each. Postfix: set up by postfix-anchor.sh, then
 `relayhost = [127.0.0.1]:<sink>`; smtp-source injects the same number of messages of the same size
 (8 sessions) to a non-local recipient, timed from its start until the sink has received them all.
 Runs alternate, 3 each, median. Every notification answered 202 must reach the sink exactly once.
 
-usage: bench_outbound.py HERALD_BIN SHARED_DIR WORK_DIR  (prints a Markdown section; progress and
+usage: bench_outbound.py HERALD_BIN API_LOAD_BIN SHARED_DIR WORK_DIR  (prints a Markdown section; progress and
 errors go to stderr, and any failure exits non-zero). OUTBOUND_MESSAGES=N runs N a run instead of
 5,000, for a quick try.
 """
-import http.client, json, multiprocessing, os, re, shutil, socket, statistics, subprocess, sys, threading, time
+import http.client, json, os, re, shutil, socket, statistics, subprocess, sys, threading, time
 
-if len(sys.argv) != 4:
+if len(sys.argv) != 5:
     sys.exit(__doc__.split("\n\n")[-1].strip())
-herald_bin, shared, work = sys.argv[1:4]
-herald_bin = os.path.abspath(herald_bin)
+herald_bin, load_bin, shared, work = sys.argv[1:5]
+herald_bin, load_bin = os.path.abspath(herald_bin), os.path.abspath(load_bin)
 POSTFIX_PORT = 2625
 RUNS, CLIENTS = 3, 8
 MESSAGES = int(os.environ.get("OUTBOUND_MESSAGES", 5000))  # fewer for a quick try
@@ -156,63 +157,25 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))]
 
 
-def post_client(sock, share, headers, start, out):
-    """One client process: `share` POSTs over one keep-alive connection once `start` is set;
-    sends back (latencies, ids, connections made, error or None)."""
-    conn, mine, got, error = UnixHTTPConnection(sock), [], [], None
-    conn.connect()
-    start.wait()
-    try:
-        for _ in range(share):
-            t = time.monotonic()
-            conn.request("POST", "/api/v1/notifications", BODY, headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            mine.append(time.monotonic() - t)
-            if resp.status != 202:
-                raise BenchError(f"POST answered {resp.status}: {body[:300]!r}")
-            got.append(json.loads(body)["id"])
-    except Exception as e:  # noqa: BLE001 — reported by the parent
-        error = str(e) or repr(e)
-    finally:
-        conn.close()
-        out.send((mine, got, conn.connects, error))
-        out.close()
-
-
 def herald_run(name, sink):
     """One herald run; returns a dict of figures."""
     proc, data, token = start_herald(name, sink.port)
     try:
         sock = os.path.join(data, "control.sock")
         base, base_sessions = sink.count, sink.sessions
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        # Client processes, not threads: Python threads share one interpreter lock, so 8 threads
-        # take turns at the client side of their requests.
-        ctx = multiprocessing.get_context("fork")
-        start = ctx.Event()
-        shares = [MESSAGES // CLIENTS + (i < MESSAGES % CLIENTS) for i in range(CLIENTS)]
-        pipes, procs = [], []
-        for share in shares:
-            mine, theirs = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=post_client, args=(sock, share, headers, start, theirs), daemon=True)
-            p.start()
-            theirs.close()
-            pipes.append(mine)
-            procs.append(p)
-        time.sleep(0.3)  # every client connected and waiting
+        body = os.path.join(work, "notification.json")
+        with open(body, "wb") as f:
+            f.write(BODY)
         t0 = time.monotonic()
-        start.set()
-        results = [pipe.recv() for pipe in pipes]
+        load = subprocess.run([load_bin, sock, str(CLIENTS), str(MESSAGES), token, body],
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
         api_done = time.monotonic()
-        for p in procs:
-            p.join()
-        latencies = [x for r in results for x in r[0]]
-        ids = [x for r in results for x in r[1]]
-        connects = [r[2] for r in results]
-        errors = [r[3] for r in results if r[3]]
-        if errors:
-            raise BenchError(f"{len(errors)} client(s) failed, the first: {errors[0]}")
+        if load.returncode != 0:
+            raise BenchError(f"api_load failed ({load.returncode}): {load.stderr}")
+        result = json.loads(load.stdout)
+        latencies, ids, connects = result["latencies_ms"], result["ids"], result["connects"]
+        if result["errors"]:
+            raise BenchError(f"{len(result['errors'])} client(s) failed, the first: {result['errors'][0]}")
         sunk = sink.wait_for(base + MESSAGES, RUN_TIMEOUT)
         deadline = time.monotonic() + RUN_TIMEOUT
         while count_sent(data) < MESSAGES:
@@ -235,12 +198,12 @@ def herald_run(name, sink):
         return {
             "rate": MESSAGES / (max(sunk, logged) - t0),
             "api_rate": MESSAGES / (api_done - t0),
-            "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000,
+            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
             "accepted": len(ids), "distinct": len(set(ids)),
             "sink": sink.count - base, "logged": len(sent_ids), "logged_distinct": len(set(sent_ids)),
             "not_sent": len(re.findall(r"status=(?:deferred|bounced)", text)),
             "queue": queue["counts"],
-            "size": size, "connects": sum(connects), "sessions": sink.sessions - base_sessions,
+            "size": size, "connects": connects, "sessions": sink.sessions - base_sessions,
         }
     finally:
         stop(proc)
@@ -324,7 +287,7 @@ def main():
     print()
     conns = max(r["connects"] for r in herald)
     print(f"{MESSAGES:,} messages a run: herald notifications of {herald[0]['size']:,} bytes as queued, "
-          f"POSTed by {CLIENTS} client processes over the control socket ({conns} connections for {MESSAGES:,} "
+          f"POSTed by {CLIENTS} client threads (examples/api_load.rs) over the control socket ({conns} connections for {MESSAGES:,} "
           f"requests: {'keep-alive' if conns <= CLIENTS else 'not all kept alive'}); Postfix fed by "
           f"`smtp-source -s {CLIENTS} -l {herald[0]['size']}`, relaying to `[127.0.0.1]:<sink>`. "
           f"Durability check: {RUNS * MESSAGES:,} notifications answered 202 ({sum(r['distinct'] for r in herald):,} "
