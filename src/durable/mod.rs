@@ -66,6 +66,10 @@ pub struct Durable {
     pub fail_commits: Arc<AtomicBool>,
     /// Tests make the next flush-and-sync fail (the disk failing).
     pub fail_syncs: Arc<AtomicBool>,
+    /// Tests hold this to stop commits between applying a group and answering it (the moment
+    /// readers can see writes whose commit has not returned).
+    #[cfg(test)]
+    pub answers: Arc<Mutex<()>>,
     committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Shared with the committer and the checkpoint thread (tests hold checkpoints back).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -113,9 +117,13 @@ impl Durable {
             None => (None, None),
         };
         let (fatal_tx, fatal_rx) = smol::channel::bounded(1);
+        #[cfg(test)]
+        let answers = Arc::new(Mutex::new(()));
         let faults = Faults {
             commit: fail_commits.clone(),
             sync: fail_syncs.clone(),
+            #[cfg(test)]
+            answers: answers.clone(),
         };
         let checkpoints = Arc::new(Checkpoints::default());
         let store = Store {
@@ -132,6 +140,8 @@ impl Durable {
             jobs: tx,
             fail_commits,
             fail_syncs,
+            #[cfg(test)]
+            answers,
             committer: std::sync::Mutex::new(Some(handle)),
             checkpoints,
             fatal: fatal_rx,
@@ -192,6 +202,9 @@ pub fn first_free_id(tree: &sled::Tree, prefixes: &[u8]) -> u64 {
 struct Faults {
     commit: Arc<AtomicBool>,
     sync: Arc<AtomicBool>,
+    /// Tests: held, it stops the committer after a group is applied and before it is answered.
+    #[cfg(test)]
+    answers: Arc<Mutex<()>>,
 }
 
 /// Inserts the jobs of `entries` (those past [`APPLIED_KEY`]) again, in order, and records the
@@ -347,6 +360,8 @@ fn committer(
             }
             f.why
         });
+        #[cfg(test)]
+        drop(faults.answers.lock().unwrap_or_else(|e| e.into_inner()));
         for done in dones {
             let _ = done.try_send(result.clone());
         }

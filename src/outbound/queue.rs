@@ -332,4 +332,27 @@ mod tests {
         let counts = q.counts();
         assert!(counts.contains(&(Status::Sent, 1)) && counts.contains(&(Status::Deferred, 1)));
     }
+
+    /// A notification whose writes are in sled but whose commit has not returned (its `202` not
+    /// sent) is not handed to the delivery worker, nor dropped from the index as stale.
+    #[test]
+    fn a_notification_is_not_due_while_its_commit_goes_on() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let q = Queue::open(&db, Durable::open(&db, None).unwrap()).unwrap();
+        let id = q.new_id();
+        let held = q.durable.answers.lock().unwrap();
+        let enqueuing = {
+            let q = q.clone();
+            std::thread::spawn(move || q.enqueue(id, &record(id, 100), b"A"))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while q.get(id).unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "never applied");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(due_ids(&q, 1000, 10).0, Vec::<u64>::new());
+        drop(held);
+        enqueuing.join().unwrap().unwrap();
+        assert_eq!(due_ids(&q, 1000, 10).0, vec![id]);
+    }
 }

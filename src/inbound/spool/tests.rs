@@ -63,17 +63,34 @@ fn stores_lists_and_keeps_order() {
 fn a_message_is_not_due_while_its_commit_goes_on() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let spool = open(&db, None);
-    let rcpts = vec![("r1@reply.x".to_string(), false)];
-    let (id, _) = smol::block_on(spool.store(incoming(&rcpts, b"x"))).unwrap();
     let later = crate::clock::now_ms() + 1000;
-    let committing = spool.inflight.enter(id.0);
-    assert!(spool.due(later, 10).0.is_empty());
-    drop(committing);
-    assert_eq!(
-        spool.due(later, 10).0.len(),
-        1,
-        "kept, not dropped as stale"
+    // The committer stops after applying the message and before answering: its records are in
+    // sled, its commit has not returned.
+    let held = spool.durable.answers.lock().unwrap();
+    let storing = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            let rcpts = vec![("r1@reply.x".to_string(), false)];
+            smol::block_on(spool.store(incoming(&rcpts, b"x"))).map(|(id, _)| id)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spool.replies(None, 10).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record was never applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        spool.due(later, 10).0.is_empty(),
+        "applied but not yet answered: not due"
     );
+    drop(held);
+    let id = storing.join().unwrap().unwrap();
+    let due = spool.due(later, 10).0;
+    assert_eq!(due.len(), 1, "kept, not dropped as stale");
+    assert_eq!(due[0].0, id);
 }
 
 #[test]
