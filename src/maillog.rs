@@ -43,16 +43,22 @@ impl MailLog {
     /// Writes lines as `(program, text)`, all with the same time stamp, in one append.
     pub fn write(&self, lines: &[(&str, String)]) {
         let stamp = crate::clock::syslog(SystemTime::now());
-        let mut buf = String::new();
+        let mut buf = String::with_capacity(
+            lines
+                .iter()
+                .map(|(p, t)| stamp.len() + self.host.len() + p.len() + t.len() + 32)
+                .sum(),
+        );
         for (program, text) in lines {
-            let text: String = text
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect();
-            buf.push_str(&format!(
-                "{stamp} {} {SYSLOG_NAME}/{program}[{}]: {text}\n",
+            use std::fmt::Write as _;
+            let _ = write!(
+                buf,
+                "{stamp} {} {SYSLOG_NAME}/{program}[{}]: ",
                 self.host, self.pid
-            ));
+            );
+            // A control character (a CR or LF from a peer above all) would forge a line.
+            buf.extend(text.chars().map(|c| if c.is_control() { '?' } else { c }));
+            buf.push('\n');
         }
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = f.0.write_all(buf.as_bytes()) {
