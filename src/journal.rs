@@ -92,19 +92,7 @@ impl Journal {
         &self,
         jobs: impl Iterator<Item = (&'a [u8], &'a [(Vec<u8>, Vec<u8>)])>,
     ) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.entry_into(&mut out, jobs);
-        out
-    }
-
-    /// [`Journal::entry`] into `out` (cleared first), so a caller can keep one buffer for every
-    /// entry instead of growing a new one each time.
-    pub fn entry_into<'a>(
-        &self,
-        out: &mut Vec<u8>,
-        jobs: impl Iterator<Item = (&'a [u8], &'a [(Vec<u8>, Vec<u8>)])>,
-    ) {
-        encode(out, self.next_seq, jobs)
+        encode(self.next_seq, jobs)
     }
 
     /// When `entry` does not fit in the active file: the newest sequence number in the other
@@ -160,21 +148,19 @@ fn prepare(file: &File) -> io::Result<()> {
 }
 
 fn encode<'a>(
-    out: &mut Vec<u8>,
     seq: u64,
     jobs: impl Iterator<Item = (&'a [u8], &'a [(Vec<u8>, Vec<u8>)])>,
-) {
-    out.clear();
-    out.resize(HEADER, 0);
+) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER];
     let mut count = 0u32;
     out.extend_from_slice(&0u32.to_be_bytes());
     for (tree, writes) in jobs {
         count += 1;
-        put(out, tree);
+        put(&mut out, tree);
         out.extend_from_slice(&(writes.len() as u32).to_be_bytes());
         for (k, v) in writes {
-            put(out, k);
-            put(out, v);
+            put(&mut out, k);
+            put(&mut out, v);
         }
     }
     out[HEADER..HEADER + 4].copy_from_slice(&count.to_be_bytes());
@@ -184,6 +170,7 @@ fn encode<'a>(
     out[12..16].copy_from_slice(&len.to_be_bytes());
     let crc = crc(&out[4..16], &out[HEADER..]);
     out[16..20].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -342,9 +329,7 @@ mod tests {
             .write(true)
             .open(d.join(NAMES[0]))
             .unwrap();
-        let mut e6 = Vec::new();
-        encode(
-            &mut e6,
+        let e6 = encode(
             6,
             std::iter::once((&b"r"[..], &[(b"x".to_vec(), vec![7; 100])][..])),
         );

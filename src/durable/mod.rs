@@ -309,8 +309,6 @@ fn committer(
     // After a failed flush or sync nothing written later can be trusted to be durable (the
     // kernel may have dropped the pages that failed): refuse everything until a restart.
     let mut stopped: Option<String> = None;
-    // One buffer for every journal entry: it grows to the largest group once.
-    let mut entry = Vec::new();
     while let Ok(first) = jobs.recv_blocking() {
         let mut bytes = job_bytes(&first);
         let mut group = vec![first];
@@ -340,7 +338,7 @@ fn committer(
         } else {
             match &mut journal {
                 Some(jl) if group.iter().all(|j| job_bytes(j) <= JOURNAL_JOB_MAX) => {
-                    commit_journaled(jl, &mut entry, group, &store, &faults)
+                    commit_journaled(jl, group, &store, &faults)
                 }
                 _ => commit_batched(group, &store, &faults),
             }
@@ -377,14 +375,12 @@ fn committer(
 /// then the entry's number under [`APPLIED_KEY`]; only then may the checkpoint cover it.
 fn commit_journaled(
     jl: &mut Journal,
-    entry: &mut Vec<u8>,
     group: Vec<Job>,
     store: &Store,
     faults: &Faults,
 ) -> Result<(), Failed> {
     let names: Vec<sled::IVec> = group.iter().map(|j| j.tree.name()).collect();
-    jl.entry_into(
-        entry,
+    let entry = jl.entry(
         names
             .iter()
             .zip(&group)
@@ -394,12 +390,14 @@ fn commit_journaled(
     if faults.sync.load(Ordering::Relaxed) {
         return Err(disk("injected sync failure".into()));
     }
-    if let Some(newest_there) = jl.needs_switch(entry) {
+    if let Some(newest_there) = jl.needs_switch(&entry) {
         store.checkpoints.wait_for(newest_there).map_err(disk)?;
         jl.switch();
     }
     let before = jl.offset();
-    let seq = jl.write(entry).map_err(|e| disk(format!("journal: {e}")))?;
+    let seq = jl
+        .write(&entry)
+        .map_err(|e| disk(format!("journal: {e}")))?;
     // Plain inserts, not sled batches: a batch makes sled seal its log buffer twice, and each
     // sealed buffer is written and `sync_file_range`d by one of sled's IO threads. The journal
     // already makes the group atomic (see [`replay`]), so the batches bought nothing but that
