@@ -237,9 +237,7 @@ impl Queue {
     /// Saves the outcomes of attempts (of different ids) in one sled batch: each one's record,
     /// its place in the due index, and (once it is sent or failed) the message is dropped. Not
     /// synced by itself: after a crash the older state may come back, and then the message is
-    /// sent once more, never lost. One batch for many, as each sled batch costs two log writes
-    /// and two `sync_file_range` waits on its IO threads (measured: with one batch per message
-    /// they took a quarter of herald's CPU while sending).
+    /// sent once more, never lost. One batch for many: see [`crate::wake::SAVE_EVERY`].
     pub fn update_all(&self, updates: &[(u64, &Record, &Record)]) -> Result<(), String> {
         let mut batch = sled::Batch::default();
         for &(id, old, new) in updates {

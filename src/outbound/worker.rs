@@ -10,6 +10,7 @@ use super::session::{Session, Target};
 use crate::app::App;
 use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
+use crate::wake::Outcomes;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,13 +34,8 @@ pub struct Worker {
     /// roots for TLS is not free).
     target: Mutex<Option<(String, Target)>>,
     /// Outcomes not saved yet (see [`Worker::save`]).
-    unsaved: Mutex<Vec<Unsaved>>,
+    unsaved: Outcomes<Unsaved>,
 }
-
-/// Outcomes are saved (one sled batch, then their mail.log lines) once this many wait...
-const SAVE_GROUP: usize = 64;
-/// ...and every this long during a round, and at its end.
-const SAVE_EVERY: Duration = Duration::from_millis(50);
 
 /// One attempt's outcome, to be saved.
 struct Unsaved {
@@ -72,16 +68,15 @@ impl Worker {
             app,
             idle: Mutex::new(Vec::new()),
             target: Mutex::new(None),
-            unsaved: Mutex::new(Vec::new()),
+            unsaved: Outcomes::default(),
         }
     }
 
-    /// Saves the outcomes waiting, in one sled batch, then writes their mail.log lines (so a
+    /// Saves a group of outcomes in one sled batch, then writes their mail.log lines (so a
     /// `status=sent` line is never ahead of the record). An outcome waits in memory at most
-    /// [`SAVE_EVERY`], far less than sled's own unsynced half second; after a crash in between,
-    /// the message is sent again, never lost.
-    fn save(&self) {
-        let group = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()));
+    /// [`crate::wake::SAVE_EVERY`]; after a crash in between, the message is sent again, never
+    /// lost.
+    fn save(&self, group: Vec<Unsaved>) {
         if group.is_empty() {
             return;
         }
@@ -186,7 +181,7 @@ impl Worker {
                 for (id, rec) in &ids {
                     self.outcome(*id, rec, Err(&f), None);
                 }
-                self.save();
+                self.save(self.unsaved.take());
                 *paused = Some((print, f.detail.clone()));
                 return None;
             }
@@ -206,12 +201,7 @@ impl Worker {
                 ex.spawn(self.lane(&target, &settings, &print, rx.clone(), stop_reason.clone()))
             })
             .collect();
-        let saver = ex.spawn(async {
-            loop {
-                smol::Timer::after(SAVE_EVERY).await;
-                self.save();
-            }
-        });
+        let saver = ex.spawn(crate::wake::save_every(|| self.save(self.unsaved.take())));
         ex.run(async {
             for t in tasks {
                 t.await;
@@ -220,7 +210,7 @@ impl Worker {
         })
         .await;
         drop(ex);
-        self.save();
+        self.save(self.unsaved.take());
         let reason = stop_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(why) = reason {
             log::warn!("outbound: delivery paused until the settings change: {why}");
@@ -387,18 +377,14 @@ impl Worker {
         if status != "deferred" {
             lines.push(("qmgr", format!("{}: removed", rec.id)));
         }
-        let full = {
-            let mut unsaved = self.unsaved.lock().unwrap_or_else(|e| e.into_inner());
-            unsaved.push(Unsaved {
-                id,
-                old: old.clone(),
-                new: rec,
-                lines,
-            });
-            unsaved.len() >= SAVE_GROUP
+        let unsaved = Unsaved {
+            id,
+            old: old.clone(),
+            new: rec,
+            lines,
         };
-        if full {
-            self.save();
+        if let Some(group) = self.unsaved.push(unsaved) {
+            self.save(group);
         }
     }
 }

@@ -15,11 +15,6 @@ use std::time::{Duration, SystemTime};
 pub const PARALLEL: usize = 8;
 /// Records taken per round.
 const ROUND: usize = 256;
-/// Outcomes are saved in one sled batch (see `Spool::update_all`) once this many are waiting...
-const SAVE_GROUP: usize = 64;
-/// ...and every this long, and at the end of a round: an outcome waits in memory only for a
-/// moment, far less than sled's own unsynced half second.
-const SAVE_EVERY: Duration = Duration::from_millis(50);
 /// Messages larger than this are not parsed (`failed:too_large`).
 pub const MESSAGE_MAX: usize = 10 * 1024 * 1024;
 /// First retry after this; each later one waits twice as long, up to `BACKOFF_MAX`.
@@ -168,7 +163,7 @@ impl Processor {
         }
         drop(tx);
         // Declared before the executor, whose tasks borrow it.
-        let outcomes = Outcomes::default();
+        let outcomes = crate::wake::Outcomes::default();
         let ex = smol::Executor::new();
         let secret = settings.replies.webhook_secret.clone();
         let tasks: Vec<_> = (0..PARALLEL.min(n))
@@ -185,12 +180,7 @@ impl Processor {
                 })
             })
             .collect();
-        let saver = ex.spawn(async {
-            loop {
-                smol::Timer::after(SAVE_EVERY).await;
-                self.save(outcomes.take());
-            }
-        });
+        let saver = ex.spawn(crate::wake::save_every(|| self.save(outcomes.take())));
         ex.run(async {
             for t in tasks {
                 t.await;
@@ -202,7 +192,8 @@ impl Processor {
         Some(Duration::ZERO).filter(|_| n == ROUND).or(until_next)
     }
 
-    /// Writes the log lines so far and saves a group of outcomes (one sled batch).
+    /// Writes the log lines so far and saves a group of outcomes (one sled batch: see
+    /// [`crate::wake::SAVE_EVERY`]).
     fn save(&self, group: Vec<Update>) {
         self.log.flush();
         if group.is_empty() {
@@ -381,23 +372,6 @@ struct Payload<'a> {
 struct Thread {
     id: u64,
     kind: &'static str,
-}
-
-/// The outcomes of a round not saved yet.
-#[derive(Default)]
-struct Outcomes(Mutex<Vec<Update>>);
-
-impl Outcomes {
-    /// Adds one; the group to save when it makes [`SAVE_GROUP`].
-    fn push(&self, u: Update) -> Option<Vec<Update>> {
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        list.push(u);
-        (list.len() >= SAVE_GROUP).then(|| std::mem::take(&mut *list))
-    }
-
-    fn take(&self) -> Vec<Update> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 /// When a record was received (unix ms), from its RFC 3339 stamp; now if unreadable.
