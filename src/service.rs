@@ -66,6 +66,10 @@ async fn start_inbound(
         spool: app.spool.clone(),
         maillog: app.maillog.clone(),
         slots: Arc::new(smol::lock::Semaphore::new(max)),
+        admission: net::smtp::Admission::new(
+            net::smtp::MESSAGES_IN_FLIGHT,
+            net::smtp::ADMISSION_WAIT,
+        ),
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         per_client: Default::default(),
     });

@@ -71,6 +71,10 @@ fn run(chunks: &[&[u8]], fail_every: u8) -> (Vec<u8>, Vec<Vec<u8>>) {
                         s.stored(Ok(format!("Q{n}")), now);
                     }
                 }
+                Event::Admit => {
+                    assert!(!s.wants_input(), "reading before the 354");
+                    s.admitted(now);
+                }
                 Event::StartTls => {
                     assert!(!s.wants_input(), "reading plaintext after STARTTLS");
                     s.tls_started(now);

@@ -140,12 +140,10 @@ impl Server {
                 };
                 self.reservation = Some(reservation);
                 self.starved = false;
-                self.reply(Reply::plain(
-                    354,
-                    vec!["End data with <CR><LF>.<CR><LF>".into()],
-                ));
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                self.mode = Mode::Data(DataReceiver::new(limit));
+                // The 354 waits for the adapter's admission (see `Server::admitted`).
+                self.mode = Mode::Admitting(DataReceiver::new(limit));
+                self.events.push_back(Event::Admit);
             }
             Command::Rset => {
                 self.counts.rset += 1;

@@ -3,8 +3,13 @@
 //! event (STARTTLS, store a message, close), and tells the machine how that went.
 //!
 //! Reading: the adapter reads only while [`Server::wants_input`] is true. Bytes left over in a
-//! read when the machine stops to wait (for the store, for TLS) are kept and processed when it
-//! resumes — except after STARTTLS, where they are thrown away (CVE-2011-0411).
+//! read when the machine stops to wait (for the `354`, for the store, for TLS) are kept and
+//! processed when it resumes — except after STARTTLS, where they are thrown away (CVE-2011-0411).
+//!
+//! DATA is answered `354` only once the adapter admits it ([`Event::Admit`]): the adapter bounds
+//! how many messages are between their `354` and their final reply at once, so that under load a
+//! client waits before sending its message rather than after its final dot (RFC 1047: the gap
+//! between the dot and the `250` is when a broken connection duplicates a message).
 
 use super::budget::{DataBudget, Reservation};
 use super::proto::{Reply, parse_command};
@@ -83,6 +88,8 @@ pub struct Rejection {
 pub enum Event {
     /// Write the pending output, then run the TLS handshake and call [`Server::tls_started`].
     StartTls,
+    /// DATA was accepted: call [`Server::admitted`] when the message may come (its `354`).
+    Admit,
     /// Store the message durably, then call [`Server::stored`].
     Deliver(Envelope),
     /// A recipient was refused (log it).
@@ -98,6 +105,8 @@ pub(super) enum Mode {
     Command,
     /// Draining the rest of an overlong command line.
     DrainLine,
+    /// DATA accepted, waiting for [`Server::admitted`] to answer `354`.
+    Admitting(DataReceiver),
     Data(DataReceiver),
     /// Waiting for the adapter's answer to `Deliver`.
     Storing,
@@ -264,9 +273,9 @@ impl Server {
                     }
                     input.len()
                 }
-                Mode::Storing => {
-                    // Pipelined behind the final dot; the adapter stops reading meanwhile, so
-                    // this is at most one read's worth.
+                Mode::Storing | Mode::Admitting(_) => {
+                    // Pipelined behind the final dot (or sent before the 354); the adapter stops
+                    // reading meanwhile, so this is at most one read's worth.
                     self.pending.extend_from_slice(input);
                     input.len()
                 }
@@ -304,7 +313,7 @@ impl Server {
             Mode::Data(_) => t.data,
             Mode::Command | Mode::DrainLine | Mode::PreGreeting => t.command,
             // Waiting on our own side: the adapter bounds those.
-            Mode::Storing | Mode::Tls | Mode::Closed => return None,
+            Mode::Admitting(_) | Mode::Storing | Mode::Tls | Mode::Closed => return None,
         };
         let mut d = self.last_activity + idle;
         if let Some(start) = self.transaction_start {
@@ -334,6 +343,33 @@ impl Server {
         self.pending.clear();
         self.last_activity = now;
         self.mode = Mode::Command;
+    }
+
+    /// The adapter admits the message DATA asked to send ([`Event::Admit`]): `354`, and any bytes
+    /// that came early are taken as the message's.
+    pub fn admitted(&mut self, now: Instant) {
+        if !matches!(self.mode, Mode::Admitting(_)) {
+            return;
+        }
+        let Mode::Admitting(rx) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            unreachable!()
+        };
+        self.mode = Mode::Data(rx);
+        self.last_activity = now;
+        self.reply(Reply::plain(
+            354,
+            vec!["End data with <CR><LF>.<CR><LF>".into()],
+        ));
+        let pending = std::mem::take(&mut self.pending);
+        self.process(&pending, now);
+    }
+
+    /// True from DATA until the message's final reply: what the adapter's admission counts.
+    pub fn holds_message(&self) -> bool {
+        matches!(
+            self.mode,
+            Mode::Admitting(_) | Mode::Data(_) | Mode::Storing
+        )
     }
 
     /// The adapter stored (or failed to store) the message handed over with `Deliver`.

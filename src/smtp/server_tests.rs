@@ -78,6 +78,11 @@ impl Session {
         let mut out = self.out();
         while let Some(e) = self.s.poll_event() {
             match e {
+                Event::Admit => {
+                    assert!(!self.s.wants_input(), "reading before the 354");
+                    self.s.admitted(self.now);
+                    out.push_str(&self.out());
+                }
                 Event::Deliver(env) => {
                     self.stored.push(env);
                     let id = format!("Q{}", self.stored.len());
@@ -428,6 +433,57 @@ fn store_failure_is_451_and_the_session_goes_on() {
         s.out(),
         "451 4.3.0 Error: queue file write error, try again later\r\n250 2.0.0 Ok\r\n"
     );
+}
+
+/// DATA is answered only once the adapter admits the message; a client that sends its message
+/// before the 354 loses nothing, and nothing is read meanwhile.
+#[test]
+fn the_354_waits_for_admission() {
+    let mut s = Session::new(config());
+    s.ehlo();
+    s.cmd("MAIL FROM:<a@b.example>", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.s.receive(b"DATA\r\nSubject: early\r\n\r\n..x\r\n.\r\nNOOP\r\n", s.now);
+    assert_eq!(s.out(), "", "no 354 before admission");
+    assert_eq!(s.s.poll_event(), Some(Event::Admit));
+    assert!(!s.s.wants_input(), "no reading while waiting for admission");
+    assert!(s.s.holds_message());
+    assert_eq!(s.s.deadline(), None, "the adapter bounds the wait");
+    s.s.admitted(s.now);
+    assert_eq!(s.out(), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    let Some(Event::Deliver(env)) = s.s.poll_event() else {
+        panic!("the early message is delivered once admitted")
+    };
+    assert_eq!(env.data, b"Subject: early\r\n\r\n.x\r\n");
+    assert!(s.s.holds_message(), "until its final reply");
+    s.s.stored(Ok("Q1".into()), s.now);
+    assert_eq!(s.out(), "250 2.0.0 Ok: queued as Q1\r\n250 2.0.0 Ok\r\n");
+    assert!(!s.s.holds_message());
+    // A second admission, or one after the session moved on, changes nothing.
+    s.s.admitted(s.now);
+    assert_eq!(s.out(), "");
+    assert!(s.s.wants_input());
+}
+
+/// The service stopping while a DATA waits for admission: the client was not told 354 yet, so it
+/// is told 421 4.3.2 at once; a late admission is ignored.
+#[test]
+fn shutdown_while_waiting_for_admission() {
+    let mut s = Session::new(config());
+    s.ehlo();
+    s.cmd("MAIL FROM:<a@b.example>", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.s.receive(b"DATA\r\n", s.now);
+    assert_eq!(s.s.poll_event(), Some(Event::Admit));
+    s.s.shutdown();
+    assert_eq!(
+        s.out(),
+        "421 4.3.2 mx.example.test Service shutting down, try again later\r\n"
+    );
+    s.s.admitted(s.now);
+    assert_eq!(s.out(), "");
+    assert!(s.s.is_closed());
+    assert!(!s.s.holds_message());
 }
 
 #[test]
