@@ -2,7 +2,6 @@
 //! the modes, the input and output, the deadlines). No I/O here either.
 
 use super::proto::{Command, RECIPIENTS_MAX, Reply, parse_mailbox, parse_reverse_path};
-use super::receiver::DataReceiver;
 use super::server::{Event, Mode, Rejection, Server};
 use std::time::Instant;
 
@@ -129,20 +128,9 @@ impl Server {
                     Some(n) => max.min(n.saturating_add(n / 10).saturating_add(DECLARED_SLACK)),
                     None => max,
                 };
-                let first = limit.min(super::server::BUDGET_CHUNK);
-                let Some(reservation) = self.config.budget.reserve(first) else {
-                    // Not the client's mistake: it retries later.
-                    return self.reply(Reply::new(
-                        452,
-                        "4.3.1",
-                        "Insufficient system resources, try again later",
-                    ));
-                };
-                self.reservation = Some(reservation);
-                self.starved = false;
-                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                // The 354 waits for the adapter's admission (see `Server::admitted`).
-                self.mode = Mode::Admitting(DataReceiver::new(limit));
+                // The reply (354, or 452 when DATA's memory budget is spent) waits for the
+                // adapter's admission: see `Server::admitted`.
+                self.mode = Mode::Admitting(limit);
                 self.events.push_back(Event::Admit);
             }
             Command::Rset => {

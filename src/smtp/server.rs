@@ -105,8 +105,8 @@ pub(super) enum Mode {
     Command,
     /// Draining the rest of an overlong command line.
     DrainLine,
-    /// DATA accepted, waiting for [`Server::admitted`] to answer `354`.
-    Admitting(DataReceiver),
+    /// DATA accepted (its size limit), waiting for [`Server::admitted`] to answer it.
+    Admitting(u64),
     Data(DataReceiver),
     /// Waiting for the adapter's answer to `Deliver`.
     Storing,
@@ -346,20 +346,32 @@ impl Server {
     }
 
     /// The adapter admits the message DATA asked to send ([`Event::Admit`]): `354`, and any bytes
-    /// that came early are taken as the message's.
+    /// that came early are taken as the message's; or `452 4.3.1` when the memory all sessions'
+    /// DATA shares is spent (the transaction stays, for the client to try DATA again).
     pub fn admitted(&mut self, now: Instant) {
-        if !matches!(self.mode, Mode::Admitting(_)) {
+        let Mode::Admitting(limit) = self.mode else {
             return;
-        }
-        let Mode::Admitting(rx) = std::mem::replace(&mut self.mode, Mode::Command) else {
-            unreachable!()
         };
-        self.mode = Mode::Data(rx);
+        self.mode = Mode::Command;
         self.last_activity = now;
-        self.reply(Reply::plain(
-            354,
-            vec!["End data with <CR><LF>.<CR><LF>".into()],
-        ));
+        match self.config.budget.reserve(limit.min(BUDGET_CHUNK)) {
+            Some(reservation) => {
+                self.reservation = Some(reservation);
+                self.starved = false;
+                self.reply(Reply::plain(
+                    354,
+                    vec!["End data with <CR><LF>.<CR><LF>".into()],
+                ));
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                self.mode = Mode::Data(DataReceiver::new(limit));
+            }
+            // Not the client's mistake: it retries later.
+            None => self.reply(Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system resources, try again later",
+            )),
+        }
         let pending = std::mem::take(&mut self.pending);
         self.process(&pending, now);
     }

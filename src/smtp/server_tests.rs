@@ -439,7 +439,9 @@ fn store_failure_is_451_and_the_session_goes_on() {
 /// before the 354 loses nothing, and nothing is read meanwhile.
 #[test]
 fn the_354_waits_for_admission() {
-    let mut s = Session::new(config());
+    let cfg = config();
+    let budget = cfg.budget.clone();
+    let mut s = Session::new(cfg);
     s.ehlo();
     s.cmd("MAIL FROM:<a@b.example>", "250");
     s.cmd("RCPT TO:<ok@reply.example.test>", "250");
@@ -449,8 +451,10 @@ fn the_354_waits_for_admission() {
     assert!(!s.s.wants_input(), "no reading while waiting for admission");
     assert!(s.s.holds_message());
     assert_eq!(s.s.deadline(), None, "the adapter bounds the wait");
+    assert_eq!(budget.used(), 0, "no DATA memory held while waiting");
     s.s.admitted(s.now);
     assert_eq!(s.out(), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    assert!(budget.used() > 0);
     let Some(Event::Deliver(env)) = s.s.poll_event() else {
         panic!("the early message is delivered once admitted")
     };
