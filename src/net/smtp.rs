@@ -60,7 +60,8 @@ pub struct Admission {
     wait: Duration,
 }
 
-/// A message's place among those in flight, held until its final reply.
+/// A message's place among those in flight, held until its final reply is decided (before it is
+/// written: a client slow to read it holds no place).
 pub type Admitted = Option<smol::lock::SemaphoreGuardArc>;
 
 impl Admission {
@@ -292,11 +293,32 @@ async fn drive(
                     ),
                 ),
                 Event::Admit => {
-                    admitted = ctx.admission.admit().await;
-                    if admitted.is_none() {
-                        log::debug!("smtp: DATA from {client} went ahead unadmitted after {ADMISSION_WAIT:?}");
+                    // A new DATA means the previous message's final reply is decided, even when
+                    // the machine went on to this one in the same call (pipelined after the dot):
+                    // its place goes before this one waits for another.
+                    admitted = None;
+                    let place = async { Some(ctx.admission.admit().await) };
+                    let stopped = async {
+                        if stopping {
+                            std::future::pending::<()>().await;
+                        }
+                        let _ = stop.recv().await;
+                        None
+                    };
+                    match place.or(stopped).await {
+                        Some(place) => {
+                            if place.is_none() {
+                                log::debug!("smtp: DATA from {client} went ahead unadmitted after {ADMISSION_WAIT:?}");
+                            }
+                            admitted = place;
+                            server.admitted(Instant::now());
+                        }
+                        // The service stops while this DATA waits: 421 4.3.2, not a 354.
+                        None => {
+                            stopping = true;
+                            server.shutdown();
+                        }
                     }
-                    server.admitted(Instant::now());
                 }
                 Event::StartTls => {
                     let Some(acceptor) = &ctx.tls else {

@@ -376,7 +376,9 @@ impl Server {
         self.process(&pending, now);
     }
 
-    /// True from DATA until the message's final reply: what the adapter's admission counts.
+    /// True from DATA (waiting for admission included) until the message's final reply is
+    /// decided: what the adapter's admission counts. A pipelined next DATA may make it true again
+    /// within the same call, so the adapter also lets a place go at each [`Event::Admit`].
     pub fn holds_message(&self) -> bool {
         matches!(
             self.mode,
