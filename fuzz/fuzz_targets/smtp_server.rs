@@ -1,5 +1,7 @@
 //! Drives the SMTP server machine with arbitrary client bytes, split into reads at arbitrary
-//! points, with the adapter's answers (stored / store failed / TLS up) chosen by the input too.
+//! points, with the adapter's answers (stored / store failed / TLS up) and the DATA memory budget
+//! (ample, or too small for any message: DATA is then answered 452 at admission) chosen by the
+//! input too.
 //!
 //! Checks, beyond "no panic": every reply line is well-formed (`ddd-` or `ddd `, ends in CRLF,
 //! at most 512 octets); the machine never asks for input while it waits on the adapter; a
@@ -28,7 +30,7 @@ impl Policy for AcceptSome {
 
 const LIMIT: u64 = 4096;
 
-fn config() -> Config {
+fn config(budget: u64) -> Config {
     Config {
         hostname: "mx.example.test".into(),
         max_message_size: LIMIT,
@@ -36,14 +38,14 @@ fn config() -> Config {
         tls_enforced: false,
         timeouts: Timeouts::default(),
         max_errors: 20,
-        budget: herald::smtp::budget::DataBudget::new(1 << 20),
+        budget: herald::smtp::budget::DataBudget::new(budget),
     }
 }
 
 /// Runs a session over `chunks`; `fail_every` makes every n-th store fail.
-fn run(chunks: &[&[u8]], fail_every: u8) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn run(chunks: &[&[u8]], fail_every: u8, budget: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
     let t0 = Instant::now();
-    let mut s = Server::new(config(), Arc::new(AcceptSome), t0);
+    let mut s = Server::new(config(budget), Arc::new(AcceptSome), t0);
     s.greet(t0);
     let mut out = s.take_output();
     let mut stored = Vec::new();
@@ -109,9 +111,10 @@ fuzz_target!(|input: &[u8]| {
     let (ctl, data) = input.split_at(2);
     let split = usize::from(ctl[0]) * data.len() / 256;
     let fail_every = ctl[1] % 4;
-    let whole = run(&[data], fail_every);
+    let budget = if ctl[1] & 0x10 != 0 { 100 } else { 1 << 20 };
+    let whole = run(&[data], fail_every, budget);
     check_lines(&whole.0);
-    let halves = run(&[&data[..split], &data[split..]], fail_every);
+    let halves = run(&[&data[..split], &data[split..]], fail_every, budget);
     // STARTTLS discards the rest of a read, so splits legitimately differ after it.
     let has_starttls = data.windows(8).any(|w| w.eq_ignore_ascii_case(b"STARTTLS"));
     if !has_starttls {
@@ -119,7 +122,7 @@ fuzz_target!(|input: &[u8]| {
         let bytes: Vec<&[u8]> = data.chunks(1).collect();
         assert_eq!(
             whole,
-            run(&bytes, fail_every),
+            run(&bytes, fail_every, budget),
             "byte by byte changed the session"
         );
     }
