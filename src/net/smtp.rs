@@ -45,9 +45,11 @@ pub struct Inbound {
 /// it sends its message rather than after its final dot: RFC 1047 asks receivers to keep the
 /// gap between the dot and the `250` short, as a connection lost in it duplicates the message.
 /// Without the bound, a burst of final dots from every session lands in one commit group and
-/// each waits for all of them. Measured on 2 cores with 100 smtp-source sessions of 2 KB
-/// (BENCHMARKS.md): p99 dot-to-250 12.8 ms unbounded; 4.2 ms with 12, for 17% fewer messages a
-/// second; 20 sessions lose nothing measurable.
+/// each waits for all of them. Measured on 2 cores, 100 smtp-source sessions, the probe's p99
+/// dot-to-250 over 300 messages (BENCHMARKS.md has the method): 2 KB, 10.9 ms unbounded against
+/// 4.7 ms with 12 (16, 24: 5.7, 6.7 ms), for 18% fewer messages a second; 20 KB, 18.9 against
+/// 10.9 ms, for 32% fewer. At 20 sessions no loss was measurable. Three `make bench` runs with
+/// 12 gave 3.9, 4.8 and 5.5 ms at 100 sessions of 2 KB (15.3 ms before).
 pub const MESSAGES_IN_FLIGHT: usize = 12;
 /// How long a DATA waits for admission before it goes ahead anyway: clients that take their
 /// time over their messages can slow the others down, never stop them.
