@@ -14,4 +14,6 @@ pub mod server;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]
+mod server_lifecycle_tests;
+#[cfg(test)]
 mod server_tests;
