@@ -76,6 +76,10 @@ impl Admission {
 
     /// Waits for a place, at most `wait`; `None` when it went ahead without one.
     pub async fn admit(&self) -> Admitted {
+        // The usual case, a place free: no timer is armed for it.
+        if let Some(place) = self.slots.try_acquire_arc() {
+            return Some(place);
+        }
         let place = async { Some(self.slots.acquire_arc().await) };
         let late = async {
             smol::Timer::after(self.wait).await;
