@@ -182,6 +182,17 @@ impl Durable {
     }
 }
 
+/// Tests: waits (at most 10 s, then fails naming `what`) until `done` holds, e.g. until a write
+/// held back by [`Durable::answers`] has been applied.
+#[cfg(test)]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// The first id to hand out in `tree`, whose keys are a prefix byte then a big-endian `u64` id:
 /// past the newest id under any of `prefixes`, and not below the time in microseconds, so ids
 /// grow with time and never repeat, across restarts too.

@@ -343,11 +343,7 @@ mod tests {
             let q = q.clone();
             std::thread::spawn(move || q.enqueue(id, &record(id, 100), b"A"))
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while q.get(id).unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "never applied");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        crate::durable::wait_until("the record applied", || q.get(id).unwrap().is_some());
         assert_eq!(due_ids(&q, 1000, 10).0, Vec::<u64>::new());
         drop(held);
         enqueuing.join().unwrap().unwrap();

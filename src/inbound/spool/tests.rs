@@ -74,14 +74,9 @@ fn a_message_is_not_due_while_its_commit_goes_on() {
             smol::block_on(spool.store(incoming(&rcpts, b"x"))).map(|(id, _)| id)
         })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while spool.replies(None, 10).unwrap().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the record was never applied"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    crate::durable::wait_until("the record applied", || {
+        !spool.replies(None, 10).unwrap().is_empty()
+    });
     assert!(
         spool.due(later, 10).0.is_empty(),
         "applied but not yet answered: not due"
