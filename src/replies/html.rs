@@ -247,9 +247,10 @@ impl Tag {
                     }
                 }
             }
-            if key.is_empty() {
-                i += 1;
-            } else {
+            // An empty name is a stray `=` (the only byte that stops the name at once): it and
+            // its value were stepped over above, so there is nothing more to skip. Stepping one
+            // more byte here walked into the middle of a multi-byte character after `="v"`.
+            if !key.is_empty() {
                 attrs.push((key, value));
             }
         }
@@ -507,6 +508,27 @@ fn named_entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `<p ="v"é>` stepped a byte index into the `é` and panicked, which with
+    /// `panic = "abort"` took the whole service down, again at every boot.
+    #[test]
+    fn an_empty_attribute_name_before_a_multibyte_character_does_not_panic() {
+        assert_eq!(html_to_text("<p =\"v\"é>text</p>"), "text");
+        // The class: every tag shape with a multi-byte character put at every place in it.
+        let shapes = [
+            "<p =\"v\"#>x", "<p =#>x", "<p a=#>x", "<p a='#'#>x", "<p #=v>x", "<p = =#>x",
+            "<p/#>x", "<#p>x", "</p#>x", "<a href=#>x</a>", "<p a= #", "<p \"#\">x", "<!#>x",
+            "<p ='#",
+        ];
+        for shape in shapes {
+            for c in ["é", "日", "\u{1F600}", "\u{80}"] {
+                let html = shape.replace('#', c);
+                for cut in (0..=html.len()).filter(|&i| html.is_char_boundary(i)) {
+                    let _ = html_to_text(&html[..cut]);
+                }
+            }
+        }
+    }
 
     #[test]
     fn blocks_breaks_and_entities() {
