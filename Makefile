@@ -5,7 +5,7 @@ DATA ?= herald-data
 
 FUZZ_SECONDS ?= 300
 
-.PHONY: run build test deps lint bench fuzz docs
+.PHONY: run build test deps lint bench fuzz fuzz-check docs
 
 ## run: herald on its built-in dev defaults (console https://127.0.0.1:8443/, data in ./herald-data)
 run:
@@ -15,8 +15,8 @@ run:
 build:
 	$(CARGO) build --release --locked
 
-## test: install what the tests need, lint, then unit and integration tests
-test: deps lint
+## test: install what the tests need, lint, check the fuzz crate builds, then unit and integration tests
+test: deps lint fuzz-check
 	$(CARGO) test --locked --lib --test tests
 
 deps:
@@ -32,12 +32,23 @@ bench: build
 	$(CARGO) build --release --locked --example smtp_probe --example api_load
 	bash scripts/bench.sh
 
-## fuzz: coverage-guided fuzzing of the SMTP server machine (cargo-fuzz; FUZZ_SECONDS, default 300)
+## fuzz: coverage-guided fuzzing of every parser of internet input (cargo-fuzz), FUZZ_SECONDS
+## each (default 300); FUZZ_TARGETS picks some. Crashes land in fuzz/artifacts/<target>/: keep one
+## in fuzz/regressions/<target>/, named after what it caught, and make test replays it.
+FUZZ_TARGETS ?= smtp_server smtp_client reply_extract settings_file webhook_answer
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/smtp_server
-	cp -n fuzz/seeds/smtp_server/* fuzz/corpus/smtp_server/
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run smtp_server corpus/smtp_server -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; cp -n fuzz/seeds/$$t/* fuzz/corpus/$$t/ || true; \
+	  if [ $$t = reply_extract ]; then cp -n tests/fixtures/replies/*.eml fuzz/corpus/$$t/ || true; fi; \
+	  len=65536; if [ $$t = smtp_server ]; then len=4096; fi; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=10 -rss_limit_mb=1024) || exit 1; \
+	done
+
+## fuzz-check: the fuzz crate still builds against herald (so its targets cannot drift)
+fuzz-check:
+	cd fuzz && $(CARGO) check --locked --bins
 
 ## docs: regenerate the README's config reference from the settings model
 docs:

@@ -23,6 +23,7 @@
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
 //! - [`wake`]: how the background workers wait between rounds.
+//! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +35,8 @@ pub mod console;
 pub mod control;
 pub mod crypto;
 pub mod durable;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inbound;
 pub mod journal;
 pub mod logging;

@@ -516,8 +516,19 @@ mod tests {
         assert_eq!(html_to_text("<p =\"v\"é>text</p>"), "text");
         // The class: every tag shape with a multi-byte character put at every place in it.
         let shapes = [
-            "<p =\"v\"#>x", "<p =#>x", "<p a=#>x", "<p a='#'#>x", "<p #=v>x", "<p = =#>x",
-            "<p/#>x", "<#p>x", "</p#>x", "<a href=#>x</a>", "<p a= #", "<p \"#\">x", "<!#>x",
+            "<p =\"v\"#>x",
+            "<p =#>x",
+            "<p a=#>x",
+            "<p a='#'#>x",
+            "<p #=v>x",
+            "<p = =#>x",
+            "<p/#>x",
+            "<#p>x",
+            "</p#>x",
+            "<a href=#>x</a>",
+            "<p a= #",
+            "<p \"#\">x",
+            "<!#>x",
             "<p ='#",
         ];
         for shape in shapes {
