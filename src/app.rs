@@ -35,6 +35,8 @@ pub struct App {
     pub queue: Arc<crate::outbound::queue::Queue>,
     /// Postfix-style mail.log, shared by inbound and outbound.
     pub maillog: Arc<crate::maillog::MailLog>,
+    /// Console events and test emails' conversations.
+    pub unicorn: crate::logfile::LogFile,
     /// The durable reply queue (inbound mail).
     pub spool: Arc<Spool>,
     /// The reply-address MAC key.

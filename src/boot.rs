@@ -131,9 +131,13 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .map_err(|e| other("reply queue", &e))?;
     let queue = crate::outbound::queue::Queue::open(&db, durable.clone())
         .map_err(|e| other("notification queue", &e))?;
-    let log_path = data_dir.join(paths::MAIL_LOG);
-    let maillog = crate::maillog::MailLog::open(&log_path, &applied.settings.hostname)
-        .map_err(|e| other(&format!("{}", log_path.display()), &e))?;
+    let maillog = crate::maillog::MailLog::open(
+        &data_dir.join(paths::MAIL_LOG),
+        &applied.settings.hostname,
+        Default::default(),
+    );
+    let unicorn =
+        crate::logfile::LogFile::open(&data_dir.join(paths::UNICORN_LOG), Default::default());
 
     Ok(Booted {
         app: Arc::new(App {
@@ -143,6 +147,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             durable,
             queue,
             maillog: Arc::new(maillog),
+            unicorn,
             spool,
             reply_key,
             started: Instant::now(),

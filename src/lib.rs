@@ -15,9 +15,10 @@
 //! - [`outbound`]: the messages herald sends, the smarthost session adapter, the test email.
 //! - [`inbound`]: the recipient policy and the durable reply queue (sled, group commit).
 //! - [`replies`]: reply addresses (mint and verify).
-//! - [`maillog`]: Postfix-style `mail.log`.
+//! - [`maillog`]: Postfix-style `mail.log`; [`logfile`]: the one writer (and rotation) of every log.
 //! - [`control`]: the CLI's client for `<data>/control.sock`.
 //! - [`durable`]: group commit of sled writes, synced to disk before the caller hears `Ok`.
+//! - [`pemfile`]: reading the PEM files settings name (regular files, bounded).
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
@@ -39,10 +40,12 @@ pub mod durable;
 pub mod fuzzing;
 pub mod inbound;
 pub mod journal;
+pub mod logfile;
 pub mod logging;
 pub mod maillog;
 pub mod net;
 pub mod outbound;
+pub mod pemfile;
 pub mod replies;
 pub mod service;
 pub mod settings;

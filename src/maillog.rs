@@ -1,43 +1,30 @@
 //! `<data>/logs/mail.log`: Postfix-style lines (`Nov 28 09:38:03 host herald/smtpd[pid]: ...`),
 //! one queue id per accepted message, so Postfix log tools (pflogsumm with
-//! `--syslog-name=herald`) read it. The lines of one event are written with one append.
+//! `--syslog-name=herald`) read it. The lines of one event are written with one append; the
+//! file rotates like every log ([`crate::logfile`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use crate::logfile::{LogFile, Rotation};
+use std::path::Path;
 use std::time::SystemTime;
 
 /// The syslog name in every line: `herald/smtpd`, `herald/cleanup`, ...
 pub const SYSLOG_NAME: &str = "herald";
 
-/// When `mail.log` passes this size it is renamed `mail.log.1` (replacing the previous one)
-/// and a new one is started, so the log cannot fill the disk.
-pub const ROTATE_AT: u64 = 64 << 20;
-
 pub struct MailLog {
-    file: Mutex<(File, u64)>,
-    path: PathBuf,
+    file: LogFile,
     host: String,
     pid: u32,
 }
 
 impl MailLog {
-    /// Opens (appending, creating with mode 0640) `path`, making its folder.
-    pub fn open(path: &Path, hostname: &str) -> std::io::Result<MailLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = open(path)?;
-        let size = file.metadata()?.len();
-        Ok(MailLog {
-            file: Mutex::new((file, size)),
-            path: path.to_path_buf(),
+    /// Opens `path` for appending (see [`LogFile::open`]).
+    pub fn open(path: &Path, hostname: &str, rotation: Rotation) -> MailLog {
+        MailLog {
+            file: LogFile::open(path, rotation),
             // syslog writes the short host name.
             host: hostname.split('.').next().unwrap_or(hostname).to_string(),
             pid: std::process::id(),
-        })
+        }
     }
 
     /// Writes lines as `(program, text)`, all with the same time stamp, in one append.
@@ -60,40 +47,12 @@ impl MailLog {
             buf.extend(text.chars().map(|c| if c.is_control() { '?' } else { c }));
             buf.push('\n');
         }
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = f.0.write_all(buf.as_bytes()) {
-            log::warn!("mail.log: {e}");
-        }
-        f.1 += buf.len() as u64;
-        if f.1 >= ROTATE_AT {
-            let old = self.path.with_extension("log.1");
-            match std::fs::rename(&self.path, &old).and_then(|()| open(&self.path)) {
-                Ok(new) => *f = (new, 0),
-                Err(e) => log::warn!("mail.log: cannot rotate: {e}"),
-            }
-        }
-    }
-
-    /// Rotates now, whatever the size (tests).
-    #[cfg(test)]
-    fn force_rotate(&self) {
-        let mut f = self.file.lock().unwrap();
-        f.1 = ROTATE_AT;
-        drop(f);
-        self.write(&[("test", "rotate".into())]);
+        self.file.append(buf.as_bytes());
     }
 
     pub fn line(&self, program: &str, text: String) {
         self.write(&[(program, text)]);
     }
-}
-
-fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
 }
 
 #[cfg(test)]
@@ -105,7 +64,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-maillog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("logs/mail.log");
-        let log = MailLog::open(&path, "mx.example.test").unwrap();
+        let log = MailLog::open(&path, "mx.example.test", Rotation::default());
         log.line(
             "smtpd",
             "connect from unknown[127.0.0.1]\r\nfake line".into(),
@@ -118,7 +77,8 @@ mod tests {
             "{line}"
         );
         assert_eq!(text.lines().count(), 1, "no line injection");
-        log.force_rotate();
+        log.line("test", "rotate".into());
+        log.file.force_rotate();
         log.line("smtpd", "after".into());
         assert!(
             std::fs::read_to_string(dir.join("logs/mail.log.1"))

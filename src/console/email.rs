@@ -3,7 +3,7 @@
 
 use super::manage::parse_put;
 use super::{Request, Response};
-use crate::app::{App, paths};
+use crate::app::App;
 use crate::outbound::testmail;
 use serde_json::{Value as Json, json};
 
@@ -53,11 +53,7 @@ pub fn test(app: &App, req: &Request) -> Response {
             return Response::json(400, &e.to_json());
         }
     }
-    let result = smol::block_on(testmail::send(
-        &settings,
-        &to,
-        &app.path(paths::UNICORN_LOG),
-    ));
+    let result = smol::block_on(testmail::send(&settings, &to, &app.unicorn));
     match &result.error {
         None => log::info!("test email to {to}: sent"),
         Some(e) => log::warn!("test email to {to}: {e}"),

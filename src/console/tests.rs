@@ -34,11 +34,14 @@ fn app() -> Arc<App> {
     let spool = crate::inbound::spool::Spool::open(&db, durable.clone()).unwrap();
     let queue = crate::outbound::queue::Queue::open(&db, durable.clone()).unwrap();
     let dir = std::env::temp_dir().join(format!("herald-console-tests-{}", std::process::id()));
-    let maillog = crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example").unwrap();
+    let maillog =
+        crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example", Default::default());
+    let unicorn = crate::logfile::LogFile::open(&dir.join("unicorn.log"), Default::default());
     Arc::new(App {
         data_dir: dir,
         queue,
         maillog: Arc::new(maillog),
+        unicorn,
         durable,
         spool,
         reply_key: crate::replies::token::ReplyKey::from_bytes(b"test key"),

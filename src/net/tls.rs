@@ -94,10 +94,9 @@ pub fn load_identity(
         let ss = ensure_self_signed(db, settings)?;
         (ss.cert_pem.into_bytes(), ss.key_pem.into_bytes())
     } else {
-        let read = |p: &str| std::fs::read(p).map_err(|e| format!("cannot read {p}: {e}"));
         (
-            read(&settings.inbound.cert_file)?,
-            read(&settings.inbound.key_file)?,
+            crate::pemfile::read(&settings.inbound.cert_file)?,
+            crate::pemfile::read(&settings.inbound.key_file)?,
         )
     };
     let certs = CertificateDer::pem_slice_iter(&cert_pem)

@@ -3,12 +3,11 @@
 //! form with credentials redacted.
 
 use super::session::{Session, Target};
+use crate::logfile::LogFile;
 use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
 use serde::Serialize;
 use smol::future::FutureExt;
-use std::io::Write as _;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// An administrator is waiting: no single wait of the test is longer than this,
@@ -42,7 +41,7 @@ pub fn headline(f: &Failure) -> &'static str {
 }
 
 /// Sends the test email to `to` with `settings` and appends the conversation to `unicorn_log`.
-pub async fn send(settings: &Settings, to: &str, unicorn_log: &Path) -> TestResult {
+pub async fn send(settings: &Settings, to: &str, unicorn_log: &LogFile) -> TestResult {
     let result = attempt(settings, to)
         .or(async {
             smol::Timer::after(TEST_DEADLINE).await;
@@ -66,9 +65,9 @@ pub async fn send(settings: &Settings, to: &str, unicorn_log: &Path) -> TestResu
             Some(e) => format!("failed: {e}"),
         }
     ));
-    if let Err(e) = append(unicorn_log, &block) {
-        log::warn!("cannot write {}: {e}", unicorn_log.display());
-    }
+    let mut text = block.join("\n");
+    text.push('\n');
+    unicorn_log.append(text.as_bytes());
     result
 }
 
@@ -122,17 +121,4 @@ async fn attempt(settings: &Settings, to: &str) -> TestResult {
         transcript,
         ..result
     }
-}
-
-fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut text = lines.join("\n");
-    text.push('\n');
-    f.write_all(text.as_bytes())
 }

@@ -1,6 +1,7 @@
 //! TLS towards the smarthost: a rustls client config (ring provider) that trusts the system's
 //! roots plus `smtp.ca_file`, or, with `smtp.tls_verify` off, any certificate (signatures are
-//! still checked); and plain-language text for handshake failures.
+//! still checked); the same for the webhook with `replies.ca_file`; and plain-language text for
+//! handshake failures.
 
 use crate::settings::Smtp;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,37 +16,45 @@ const SYSTEM_ROOTS: &[&str] = &[
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
 
-/// The client config for these settings. Errors name the setting that is wrong.
+/// The client config for the smarthost settings. Errors name the setting that is wrong.
 pub fn client_config(smtp: &Smtp) -> Result<Arc<rustls::ClientConfig>, String> {
+    roots_config(smtp.tls_verify, &smtp.ca_file, "smtp.ca_file")
+}
+
+/// A client config trusting the system's roots plus the PEM roots in `ca_file` (the setting
+/// `ca_key` names it, for errors), or with `verify` off any certificate.
+pub fn roots_config(
+    verify: bool,
+    ca_file: &str,
+    ca_key: &str,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up: {e}"))?;
-    let config = if smtp.tls_verify {
+    let config = if verify {
         let mut roots = rustls::RootCertStore::empty();
         for path in SYSTEM_ROOTS {
-            if let Ok(iter) = CertificateDer::pem_file_iter(path) {
-                let certs: Vec<_> = iter.filter_map(Result::ok).collect();
+            if let Ok(pem) = crate::pemfile::read(path) {
+                let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+                    .filter_map(Result::ok)
+                    .collect();
                 roots.add_parsable_certificates(certs);
                 break;
             }
         }
-        if !smtp.ca_file.is_empty() {
-            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&smtp.ca_file)
-                .map_err(|e| format!("smtp.ca_file {}: {e}", smtp.ca_file))?
+        if !ca_file.is_empty() {
+            let pem = crate::pemfile::read(ca_file).map_err(|e| format!("{ca_key}: {e}"))?;
+            let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("smtp.ca_file {}: {e}", smtp.ca_file))?;
+                .map_err(|e| format!("{ca_key} {ca_file}: {e}"))?;
             if certs.is_empty() {
-                return Err(format!(
-                    "smtp.ca_file {} holds no certificate",
-                    smtp.ca_file
-                ));
+                return Err(format!("{ca_key} {ca_file} holds no certificate"));
             }
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(format!(
-                    "smtp.ca_file {}: no usable CA certificate in it",
-                    smtp.ca_file
+                    "{ca_key} {ca_file}: no usable CA certificate in it"
                 ));
             }
         }

@@ -7,7 +7,6 @@
 use super::{extract, token, webhook};
 use crate::app::{App, paths};
 use crate::inbound::spool::{QueueId, ReplyRecord, Update};
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,28 +31,17 @@ pub fn backoff(attempts: u32) -> Duration {
 /// processor flushes before each webhook request (so a reply's lines are in the file before
 /// herald waits on the network) and whenever it saves outcomes.
 pub struct Metroplex {
-    /// The file (none if it could not be opened) and the lines not written yet.
-    out: Mutex<(Option<std::fs::File>, String)>,
+    file: crate::logfile::LogFile,
+    /// The lines not written yet.
+    lines: Mutex<String>,
     pid: u32,
 }
 
 impl Metroplex {
     pub fn open(path: &std::path::Path) -> Metroplex {
-        let file = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .transpose()
-            .and_then(|_| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-            });
-        let file = file
-            .map_err(|e| log::warn!("cannot open {}: {e}", path.display()))
-            .ok();
         Metroplex {
-            out: Mutex::new((file, String::new())),
+            file: crate::logfile::LogFile::open(path, Default::default()),
+            lines: Mutex::new(String::new()),
             pid: std::process::id(),
         }
     }
@@ -62,21 +50,18 @@ impl Metroplex {
         use std::fmt::Write as _;
         let stamp = crate::clock::rfc3339(SystemTime::now());
         let stamp = stamp.trim_end_matches('Z');
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if out.0.is_some() {
-            let _ = writeln!(out.1, "[{stamp} {level} ({}) #] {text}", self.pid);
-        }
+        let text = text.to_string();
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write!(lines, "[{stamp} {level} ({}) #] ", self.pid);
+        // A CR or LF from a peer (a webhook's answer, say) would forge a line.
+        lines.extend(text.chars().map(|c| if c.is_control() { '?' } else { c }));
+        lines.push('\n');
     }
 
     /// Writes the lines collected so far.
     pub fn flush(&self) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let (file, lines) = &mut *out;
-        if let Some(f) = file.as_mut()
-            && !lines.is_empty()
-        {
-            let _ = f.write_all(lines.as_bytes());
-        }
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        self.file.append(lines.as_bytes());
         lines.clear();
     }
 }
@@ -84,9 +69,17 @@ impl Metroplex {
 pub struct Processor {
     pub app: Arc<App>,
     pub log: Metroplex,
-    tls: Arc<rustls::ClientConfig>,
+    /// The webhook's TLS config and the `replies.ca_file` it was made from.
+    tls: Mutex<Option<(String, Arc<rustls::ClientConfig>)>>,
     /// Connections to the webhook kept open between requests.
     conns: webhook::Pool,
+}
+
+/// Where and how a round posts its replies.
+struct Hook {
+    url: webhook::Url,
+    tls: Arc<rustls::ClientConfig>,
+    secret: String,
 }
 
 /// How one attempt at a record ended.
@@ -99,15 +92,26 @@ enum Outcome {
 
 impl Processor {
     pub fn new(app: Arc<App>) -> Result<Processor, String> {
-        let mut roots = crate::settings::Settings::defaults(crate::settings::Profile::Board).smtp;
-        roots.tls_verify = true;
-        roots.ca_file.clear();
         Ok(Processor {
             log: Metroplex::open(&app.path(paths::METROPLEX_LOG)),
-            tls: crate::outbound::tls::client_config(&roots)?,
+            tls: Mutex::new(None),
             conns: webhook::Pool::default(),
             app,
         })
+    }
+
+    /// The TLS config for the webhook: the system's roots plus `replies.ca_file`, made again
+    /// when that setting changes.
+    fn tls(&self, ca_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+        let mut tls = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((file, config)) = tls.as_ref()
+            && file == ca_file
+        {
+            return Ok(config.clone());
+        }
+        let config = crate::outbound::tls::roots_config(true, ca_file, "replies.ca_file")?;
+        *tls = Some((ca_file.to_string(), config.clone()));
+        Ok(config)
     }
 
     /// Runs until `stop` closes.
@@ -139,11 +143,13 @@ impl Processor {
             Ok(Some(doc)) => doc.settings,
             _ => return None,
         };
-        let url = match webhook::parse_url(&settings.replies.webhook_url) {
-            Ok(u) => u,
+        let target = webhook::parse_url(&settings.replies.webhook_url)
+            .and_then(|url| Ok((url, self.tls(&settings.replies.ca_file)?)));
+        let (url, tls) = match target {
+            Ok(t) => t,
             Err(e) => {
                 if !*warned && !self.app.spool.due(crate::clock::now_ms(), 1).0.is_empty() {
-                    log::warn!("replies wait for replies.webhook_url: {e}");
+                    log::warn!("replies are waiting: {e}");
                     *warned = true;
                 }
                 return None;
@@ -162,17 +168,20 @@ impl Processor {
             let _ = tx.try_send(id);
         }
         drop(tx);
-        // Declared before the executor, whose tasks borrow it.
+        // Declared before the executor, whose tasks borrow them.
         let outcomes = crate::wake::Outcomes::default();
+        let hook = Hook {
+            url,
+            tls,
+            secret: settings.replies.webhook_secret.clone(),
+        };
         let ex = smol::Executor::new();
-        let secret = settings.replies.webhook_secret.clone();
         let tasks: Vec<_> = (0..PARALLEL.min(n))
             .map(|_| {
-                let (rx, url, secret, outcomes) =
-                    (rx.clone(), url.clone(), secret.clone(), &outcomes);
+                let (rx, hook, outcomes) = (rx.clone(), &hook, &outcomes);
                 ex.spawn(async move {
                     while let Ok((id, k, rec)) = rx.try_recv() {
-                        let update = self.process(id, k, rec, &url, &secret).await;
+                        let update = self.process(id, k, rec, hook).await;
                         if let Some(group) = outcomes.push(update) {
                             self.save(group);
                         }
@@ -208,14 +217,7 @@ impl Processor {
 
     /// One pending record, as `due` read it (only this processor changes records); its outcome,
     /// to be saved.
-    async fn process(
-        &self,
-        id: QueueId,
-        k: u16,
-        old: ReplyRecord,
-        url: &webhook::Url,
-        secret: &str,
-    ) -> Update {
+    async fn process(&self, id: QueueId, k: u16, old: ReplyRecord, hook: &Hook) -> Update {
         let shown_id = old
             .message_id
             .clone()
@@ -223,7 +225,7 @@ impl Processor {
         self.log
             .line("INFO", format_args!("metroplex: processing {shown_id}"));
         let mut new = old.clone();
-        let outcome = self.attempt(id, &mut new, url, secret).await;
+        let outcome = self.attempt(id, &mut new, hook).await;
         match &outcome {
             Outcome::Done(status) => {
                 new.status = status.clone();
@@ -264,13 +266,7 @@ impl Processor {
         Update { id, n: k, old, new }
     }
 
-    async fn attempt(
-        &self,
-        id: QueueId,
-        rec: &mut ReplyRecord,
-        url: &webhook::Url,
-        secret: &str,
-    ) -> Outcome {
+    async fn attempt(&self, id: QueueId, rec: &mut ReplyRecord, hook: &Hook) -> Outcome {
         let done = |s: &str| Outcome::Done(s.to_string());
         let raw = match self.app.spool.data(id) {
             Ok(Some(raw)) => raw,
@@ -335,13 +331,13 @@ impl Processor {
             user_id: tok.user,
         })
         .expect("serializes");
-        let sig = webhook::signature(secret, &bytes);
+        let sig = webhook::signature(&hook.secret, &bytes);
         let headers = [
             ("X-Herald-Signature", sig.as_str()),
             ("X-Herald-Delivery", delivery_id.as_str()),
         ];
         self.log.flush();
-        match webhook::post(url, &bytes, &headers, &self.tls, &self.conns).await {
+        match webhook::post(&hook.url, &bytes, &headers, &hook.tls, &self.conns).await {
             Ok(code) if (200..300).contains(&code) => done("processed"),
             Ok(404 | 410) => {
                 rec.last_error =

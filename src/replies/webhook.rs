@@ -591,9 +591,7 @@ mod tests {
     }
 
     fn client_tls() -> Arc<rustls::ClientConfig> {
-        let mut roots = crate::settings::Settings::defaults(crate::settings::Profile::Board).smtp;
-        roots.ca_file.clear();
-        crate::outbound::tls::client_config(&roots).unwrap()
+        crate::outbound::tls::roots_config(true, "", "replies.ca_file").unwrap()
     }
 
     const KEEP: Option<&str> = Some("HTTP/1.1 204 No Content\r\n\r\n");

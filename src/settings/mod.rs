@@ -82,6 +82,21 @@ pub struct Inbound {
 pub struct Replies {
     pub webhook_url: String,
     pub webhook_secret: String,
+    /// Extra PEM roots for the webhook's server (an internal CA).
+    #[serde(default)]
+    pub ca_file: String,
+}
+
+/// How long finished records are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { days: 30 }
+    }
 }
 
 /// The application API.
@@ -105,6 +120,9 @@ pub struct Settings {
     pub smtp: Smtp,
     pub inbound: Inbound,
     pub replies: Replies,
+    /// Documents stored before the key existed read as the default.
+    #[serde(default)]
+    pub retention: Retention,
     pub api: Api,
     pub console: Console,
 }
@@ -306,6 +324,18 @@ pub const KEYS: &[KeyDef] = &[
         "empty or a URL starting with http:// or https://",
     ),
     secret("replies.webhook_secret", "(made at first boot)", RULE_TOKEN),
+    key(
+        "replies.ca_file",
+        Kind::Text,
+        "",
+        "empty, or the absolute path of a readable PEM file of CA certificates that the webhook's server certificate may chain to, besides the system's roots",
+    ),
+    key(
+        "retention.days",
+        Kind::Int { min: 1, max: 3650 },
+        "30",
+        "a whole number of days from 1 to 3650; replies and notifications that have finished (processed, discarded, sent, failed) are removed this long after they arrived",
+    ),
     secret("api.token", "(made at first boot)", RULE_TOKEN),
     dev(
         key("console.listen", Kind::Text, "0.0.0.0:8443", RULE_SOCKET),
@@ -396,7 +426,9 @@ impl Settings {
             replies: Replies {
                 webhook_url: String::new(),
                 webhook_secret: String::new(),
+                ca_file: String::new(),
             },
+            retention: Retention::default(),
             api: Api {
                 token: String::new(),
             },

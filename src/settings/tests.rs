@@ -267,7 +267,12 @@ fn pem_paths_must_hold_what_they_name() {
     good("smtp.ca_file", &["", &cert]);
     bad("smtp.ca_file", &["relative.pem"], "absolute path");
     bad("smtp.ca_file", &["/no/such/file.pem"], "readable");
-    bad("smtp.ca_file", &[dir.to_str().unwrap()], "cannot read");
+    // Regression: /dev/zero was read until memory ran out (a path may be set from the console).
+    bad(
+        "smtp.ca_file",
+        &[dir.to_str().unwrap(), "/dev/zero"],
+        "is not a regular file",
+    );
     bad("smtp.ca_file", &[junk, &key], "no PEM certificate");
     set_all(&[("inbound.cert_file", &cert), ("inbound.key_file", &key)]).unwrap();
     let msg = err(

@@ -207,8 +207,7 @@ fn check_pem_path(key: &str, s: &str, want: Pem) -> Result<(), String> {
     if !s.starts_with('/') {
         return Err(rule_error(key, Some("not an absolute path")));
     }
-    let bytes =
-        std::fs::read(s).map_err(|e| rule_error(key, Some(&format!("cannot read {s}: {e}"))))?;
+    let bytes = crate::pemfile::read(s).map_err(|e| rule_error(key, Some(&e)))?;
     let ok = match want {
         Pem::Certificates => CertificateDer::pem_slice_iter(&bytes)
             .flatten()
@@ -231,13 +230,12 @@ fn check_pem_path(key: &str, s: &str, want: Pem) -> Result<(), String> {
 fn check_key_pair(cert: &str, key: &str) -> Result<(), String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let unreadable = |p: &str| format!("cannot read {p}");
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(|_| unreadable(cert))?
+    let certs = CertificateDer::pem_slice_iter(&crate::pemfile::read(cert)?)
+        .map(|c| c.map(CertificateDer::into_owned))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| format!("{cert} holds a malformed certificate"))?;
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|_| format!("{key} holds no PEM private key"))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&crate::pemfile::read(key)?)
+        .map_err(|_| format!("{key} holds no PEM private key"))?;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -296,6 +294,8 @@ impl Settings {
             "inbound.max_connections" => Int(self.inbound.max_connections.into()),
             "replies.webhook_url" => s(&self.replies.webhook_url),
             "replies.webhook_secret" => s(&self.replies.webhook_secret),
+            "replies.ca_file" => s(&self.replies.ca_file),
+            "retention.days" => Int(self.retention.days.into()),
             "api.token" => s(&self.api.token),
             "console.listen" => s(&self.console.listen),
             "console.password" => s(&self.console.password_hash),
@@ -376,6 +376,7 @@ impl Settings {
             "smtp.port" => self.smtp.port = n as u16,
             "inbound.max_message_size" => self.inbound.max_message_size = n,
             "inbound.max_connections" => self.inbound.max_connections = n as u32,
+            "retention.days" => self.retention.days = n as u32,
             _ => unreachable!("{key} is not an int"),
         }
     }
@@ -427,9 +428,13 @@ impl Settings {
             }
             "smtp.username" => self.smtp.username = s,
             "smtp.password" => self.smtp.password = s,
-            "smtp.ca_file" => {
+            "smtp.ca_file" | "replies.ca_file" => {
                 check_pem_path(key, &s, Pem::Certificates)?;
-                self.smtp.ca_file = s;
+                if key == "smtp.ca_file" {
+                    self.smtp.ca_file = s;
+                } else {
+                    self.replies.ca_file = s;
+                }
             }
             "smtp.noreply_address" => {
                 if !s.is_empty() && !is_email(&s) {

@@ -24,7 +24,7 @@ rename it into place). Modes:
     info CODE [STATUS]        an interim 1xx answer CODE (100, 103 Early Hints) first, then
                               STATUS (default 204)
 
-It listens on 127.0.0.1:--port (0: any free port), writes the port it got to --ready-file (renamed
+It listens on 127.0.0.1:--port (0: any free port), over HTTPS with --tls-cert and --tls-key, writes the port it got to --ready-file (renamed
 into place), serves each request on a thread of its own, and stops on SIGTERM/SIGINT or by itself
 after --max-seconds.
 
@@ -38,6 +38,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -154,11 +155,17 @@ def main():
     p.add_argument("--mode-file", default="")
     p.add_argument("--mode", default="204")
     p.add_argument("--max-seconds", type=float, default=120)
+    p.add_argument("--tls-cert", default="", help="serve HTTPS with this certificate chain")
+    p.add_argument("--tls-key", default="")
     args = p.parse_args()
 
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args))
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     # Self-stop: no receiver outlives its test, even if the test binary is killed.
     timer = threading.Timer(args.max_seconds, lambda: os._exit(3))
     timer.daemon = True

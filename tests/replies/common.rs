@@ -121,6 +121,17 @@ impl Webhook {
     /// Starts the receiver on `port` (0: any) answering `modes` in turn (the last one stays), and
     /// waits for its ready file.
     pub fn start(dir: &TempDir, tag: &str, port: u16, modes: &[&str]) -> Webhook {
+        Webhook::start_with(dir, tag, port, modes, None)
+    }
+
+    /// [`Webhook::start`], over HTTPS with `tls` (certificate chain and key files) when given.
+    pub fn start_with(
+        dir: &TempDir,
+        tag: &str,
+        port: u16,
+        modes: &[&str],
+        tls: Option<(&Path, &Path)>,
+    ) -> Webhook {
         let ready = dir.join(&format!("{tag}.port"));
         let log = dir.join(&format!("{tag}.jsonl"));
         let mode_file = dir.join(&format!("{tag}.mode"));
@@ -135,6 +146,9 @@ impl Webhook {
             .arg(&ready)
             .arg("--mode-file")
             .arg(&mode_file);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
         let mut peer = Peer::spawn(
             &format!("webhook {tag}"),
             cmd,

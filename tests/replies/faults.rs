@@ -232,7 +232,7 @@ fn replies_that_came_before_the_webhook_was_configured_are_posted_once_it_is() {
     );
     let id = format!("{}-1", swaks(&dir, smtp, SENDER, &n.reply_to, &mail));
     // It waits, and herald says why.
-    h.wait_for_log("replies wait for replies.webhook_url");
+    h.wait_for_log("replies are waiting: replies.webhook_url");
     assert_eq!(record(&h, &id)["status"], "pending");
     h.stop();
 

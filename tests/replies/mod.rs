@@ -20,3 +20,4 @@
 mod common;
 mod delivery;
 mod faults;
+mod tls;
