@@ -23,6 +23,7 @@
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
+//! - [`retention`]: finished records removed after `retention.days`.
 //! - [`wake`]: how the background workers wait between rounds.
 //! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
 
@@ -47,6 +48,7 @@ pub mod net;
 pub mod outbound;
 pub mod pemfile;
 pub mod replies;
+pub mod retention;
 pub mod service;
 pub mod settings;
 pub mod smtp;

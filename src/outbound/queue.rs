@@ -234,6 +234,18 @@ impl Queue {
         .collect()
     }
 
+    /// Removes notifications that were sent or failed and were queued more than `days` ago.
+    /// Returns how many went.
+    pub fn expire(&self, now_ms: i64, days: u32) -> Result<usize, String> {
+        let cutoff = crate::retention::cutoff_id(now_ms, days);
+        crate::retention::expire(&self.tree, RECORD, cutoff, |k, v| {
+            let rec: Record = serde_json::from_slice(v).ok()?;
+            // The message goes when a notification finishes; a leftover one goes too.
+            let id = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
+            (!rec.status.waiting()).then(|| vec![key(MESSAGE, id)])
+        })
+    }
+
     /// Saves the outcomes of attempts (of different ids) in one sled batch: each one's record,
     /// its place in the due index, and (once it is sent or failed) the message is dropped. Not
     /// synced by itself: after a crash the older state may come back, and then the message is
@@ -329,6 +341,15 @@ mod tests {
         assert_eq!(parse_id("zz"), None);
         let counts = q.counts();
         assert!(counts.contains(&(Status::Sent, 1)) && counts.contains(&(Status::Deferred, 1)));
+        // After the retention period the sent one goes; the deferred one waits on, with its
+        // message.
+        assert_eq!(q.expire(crate::clock::now_ms(), 30).unwrap(), 0);
+        let later = crate::clock::now_ms() + 31 * 86_400_000;
+        assert_eq!(q.expire(later, 30).unwrap(), 1);
+        assert_eq!(q.get(b).unwrap(), None);
+        assert_eq!(q.get(a).unwrap().unwrap().status, Status::Deferred);
+        assert_eq!(q.message(a).unwrap().unwrap(), b"A");
+        assert_eq!(due_ids(&q, 10_000, 10), (vec![a], None));
     }
 
     /// A notification whose writes are in sled but whose commit has not returned (its `202` not

@@ -139,7 +139,11 @@ impl Worker {
     pub async fn run(self: Arc<Self>, stop: smol::channel::Receiver<()>) {
         // Settings (by fingerprint) that failed authentication or configuration: not retried.
         let mut paused: Option<(String, String)> = None;
+        let mut sweeps = crate::retention::Schedule::default();
         loop {
+            if sweeps.due() {
+                self.expire().await;
+            }
             let next = self.round(&mut paused).await;
             self.close_idle(false).await;
             let wait = next
@@ -149,6 +153,23 @@ impl Worker {
                 self.close_idle(true).await;
                 return;
             }
+        }
+    }
+
+    /// Removes the notifications that finished more than `retention.days` ago, off the
+    /// executor (a sweep of a large backlog reads and writes sled for a while).
+    async fn expire(&self) {
+        let Ok(Some(doc)) = self.app.settings.applied() else {
+            return;
+        };
+        let days = doc.settings.retention.days;
+        let queue = self.app.queue.clone();
+        match smol::unblock(move || queue.expire(crate::clock::now_ms(), days)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("outbound: removed {n} finished notifications older than {days} days")
+            }
+            Err(e) => log::warn!("outbound: cannot remove old notifications: {e}"),
         }
     }
 

@@ -121,7 +121,11 @@ impl Processor {
         // only at a restart, and each look reads them: measured 5% of herald's CPU under the
         // inbound load); the idle check still runs.
         let (_keep, never) = smol::channel::bounded::<()>(1);
+        let mut sweeps = crate::retention::Schedule::default();
         loop {
+            if sweeps.due() {
+                self.expire();
+            }
             let next = self.round(&mut warned).await;
             self.conns.close_idle();
             let wait = next
@@ -135,6 +139,19 @@ impl Processor {
             if !crate::wake::next_round(woken, wait, &stop).await {
                 return;
             }
+        }
+    }
+
+    /// Removes the records that finished more than `retention.days` ago.
+    fn expire(&self) {
+        let Ok(Some(doc)) = self.app.settings.applied() else {
+            return;
+        };
+        let days = doc.settings.retention.days;
+        match self.app.spool.expire(crate::clock::now_ms(), days) {
+            Ok(0) => {}
+            Ok(n) => log::info!("replies: removed {n} finished records older than {days} days"),
+            Err(e) => log::warn!("replies: cannot remove old records: {e}"),
         }
     }
 

@@ -437,3 +437,40 @@ fn connections_past_max_connections_get_421() {
     );
     h.stop();
 }
+
+/// The bytes of every file under `dir`.
+fn du(dir: &std::path::Path) -> u64 {
+    snapshot(dir).iter().map(|(_, len, _)| len).sum()
+}
+
+/// Regression: any local part at `noreply.<hostname>` is accepted without a token, and each
+/// such recipient kept a record forever: 500 messages of 100 recipients added 40 MB of sled
+/// data in 2.3 s. Now they are counted in mail.log and leave nothing in the store.
+#[test]
+fn a_flood_to_no_reply_addresses_leaves_nothing_in_the_store() {
+    let dir = TempDir::new("in-noreply-flood");
+    let (h, port) = start(&dir, "");
+    let db = dir.join("data/db");
+    let before = du(&db);
+    let mut cmd = Command::new(tool("smtp-source"));
+    cmd.args(["-s", "10", "-m", "500", "-r", "100", "-l", "1000"])
+        .args(["-M", "client.example", "-f", "spammer@example.org"])
+        .args(["-t", "x@noreply.herald.test"])
+        .arg(format!("127.0.0.1:{port}"));
+    let o = run_with_deadline(cmd);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let log = h.mail_log();
+    assert_eq!(
+        log.matches("status=sent (discarded: no-reply address)")
+            .count(),
+        50_000,
+        "every recipient is in mail.log"
+    );
+    assert!(h.replies().is_empty(), "no record kept");
+    h.stop();
+    let after = du(&db);
+    assert!(
+        after < before + (1 << 20),
+        "sled grew from {before} to {after} bytes"
+    );
+}

@@ -1,6 +1,7 @@
 //! The durable reply queue in sled. An accepted message is stored as its raw bytes (`d` + queue
-//! id) and one record per recipient (`r` + queue id + index), in one atomic batch; the `250`
-//! goes out only after the flush that makes the batch durable has returned.
+//! id) and one record per reply recipient (`r` + queue id + index; no-reply recipients are only
+//! counted), in one atomic batch; the `250` goes out only after the flush that makes the batch
+//! durable has returned. Finished records go after `retention.days` ([`Spool::expire`]).
 //!
 //! The writes go through [`Durable`]'s group commit, so concurrent sessions share fsyncs.
 //!
@@ -93,6 +94,8 @@ pub struct Spool {
     pub durable: Arc<Durable>,
     /// Messages being stored: not due until their commit has returned.
     inflight: crate::durable::InFlight,
+    /// Recipients accepted and dropped (no-reply addresses) since the start.
+    pub discarded: AtomicU64,
     /// Wakes reply processing when a message is stored.
     wake: smol::channel::Sender<()>,
     pub woken: smol::channel::Receiver<()>,
@@ -109,6 +112,7 @@ impl Spool {
             next_id: AtomicU64::new(next_id),
             inflight: Default::default(),
             durable,
+            discarded: AtomicU64::new(0),
             wake,
             woken,
         }))
@@ -121,15 +125,24 @@ impl Spool {
         let received_at = clock::rfc3339(now);
         let now_ms = clock::unix_millis(now);
         let mut writes = Vec::with_capacity(m.rcpts.len() + 1);
-        // Mail only to no-reply addresses is accepted and dropped: its records say so, and its
-        // body is not kept (nothing will read it, and keeping it would let anyone fill the disk).
-        let keep_body = m.rcpts.iter().any(|(_, discard)| !discard);
-        let mut records = Vec::with_capacity(m.rcpts.len());
+        // Mail to no-reply addresses is accepted and dropped: no record, no body (nothing will
+        // read them, and keeping them would let anyone fill the disk); a count and mail.log's
+        // line say it came.
+        let discarded = m.rcpts.iter().filter(|(_, discard)| *discard).count();
+        self.discarded
+            .fetch_add(discarded as u64, Ordering::Relaxed);
+        if discarded == m.rcpts.len() {
+            return Ok((id, Vec::new()));
+        }
+        let mut records = Vec::with_capacity(m.rcpts.len() - discarded);
         for (n, (to, discard)) in m.rcpts.iter().enumerate() {
             let n = u16::try_from(n + 1).map_err(|_| "too many recipients".to_string())?;
+            if *discard {
+                continue;
+            }
             let rec = ReplyRecord {
                 id: format!("{id}-{n}"),
-                status: if *discard { "discarded" } else { "pending" }.into(),
+                status: "pending".into(),
                 from: m.mail_from.to_string(),
                 to: to.clone(),
                 message_id: m.message_id.clone(),
@@ -145,20 +158,16 @@ impl Spool {
             };
             let rec_bytes = serde_json::to_vec(&rec).expect("serializes");
             writes.push((key(REPLY, id, Some(n)), rec_bytes));
-            if rec.is_pending() {
-                writes.push((pending_key(now_ms, id, n), Vec::new()));
-                // The first record of a reply is named in the same durable commit, so which
-                // copy of a duplicate is posted is settled before any is, crash or not.
-                let seen = seen_key(&duplicate_digest(&rec));
-                if self.tree.get(&seen).ok().flatten().is_none() {
-                    writes.push((seen, rec.id.clone().into_bytes()));
-                }
+            writes.push((pending_key(now_ms, id, n), Vec::new()));
+            // The first record of a reply is named in the same durable commit, so which copy of
+            // a duplicate is posted is settled before any is, crash or not.
+            let seen = seen_key(&duplicate_digest(&rec));
+            if self.tree.get(&seen).ok().flatten().is_none() {
+                writes.push((seen, rec.id.clone().into_bytes()));
             }
             records.push(rec);
         }
-        if keep_body {
-            writes.push((key(DATA, id, None), m.data.to_vec()));
-        }
+        writes.push((key(DATA, id, None), m.data.to_vec()));
         let committing = self.inflight.enter(id.0);
         self.durable.commit(&self.tree, writes).await?;
         drop(committing);
@@ -301,6 +310,26 @@ impl Spool {
             Ok(()) => Ok(None),
             Err(e) => Ok(e.current.map(|v| String::from_utf8_lossy(&v).into_owned())),
         }
+    }
+
+    /// Removes records that finished (processed, discarded, failed) and arrived more than
+    /// `days` ago, with the de-duplication key each first record holds. Returns how many went.
+    pub fn expire(&self, now_ms: i64, days: u32) -> Result<usize, String> {
+        let cutoff = crate::retention::cutoff_id(now_ms, days);
+        crate::retention::expire(&self.tree, REPLY, cutoff, |_, v| {
+            let rec: ReplyRecord = serde_json::from_slice(v).ok()?;
+            if rec.is_pending() {
+                return None;
+            }
+            let seen = seen_key(&duplicate_digest(&rec));
+            let names_this = self
+                .tree
+                .get(&seen)
+                .ok()
+                .flatten()
+                .is_some_and(|first| first == rec.id.as_bytes());
+            Some(if names_this { vec![seen] } else { Vec::new() })
+        })
     }
 
     /// The raw message of a queue id.
