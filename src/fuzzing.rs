@@ -237,8 +237,9 @@ pub fn smtp_client(input: &[u8]) {
         crate::crypto::base64_encode(FUZZ_PASSWORD.as_bytes()),
         crate::crypto::base64_encode(format!("\0{FUZZ_USER}\0{FUZZ_PASSWORD}").as_bytes()),
     ];
+    // What herald sent (the server may echo anything back; that is not herald's leak).
     for said in &transcript {
-        if let Said::Sent(line) | Said::Received(line) = said {
+        if let Said::Sent(line) = said {
             for s in &secrets {
                 assert!(!line.contains(s.as_str()), "a credential in the transcript");
             }
