@@ -27,6 +27,8 @@ pub mod paths {
 
 pub struct App {
     pub data_dir: PathBuf,
+    /// The data directory's free space: below its low water new mail and notifications wait.
+    pub disk: Arc<crate::disk::Disk>,
     pub db: sled::Db,
     pub settings: SettingsStore,
     /// Group commit to disk, shared by the queues.

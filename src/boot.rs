@@ -22,6 +22,9 @@ const SLED_CACHE: u64 = 1 << 20;
 /// log and leaves blobs to messages over about 2 MiB.
 const SLED_SEGMENT: usize = 2 << 20;
 
+/// Free space a boot needs: sled's recovery writes up to a segment, the lock file a page.
+const BOOT_ROOM: u64 = 2 * SLED_SEGMENT as u64 + (1 << 20);
+
 /// Why the service did not start; each carries the whole message for the administrator.
 #[derive(Debug)]
 pub enum BootError {
@@ -100,6 +103,17 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             &e,
         )
     })?;
+    // On a full disk even the lock's pid cannot be written, nor can sled recover (it zeroes
+    // the rest of its last segment): give back the reserve kept for this moment, and say so.
+    if crate::disk::Disk::free_bytes(data_dir).is_ok_and(|f| f < BOOT_ROOM)
+        && crate::disk::release_reserve(data_dir)
+    {
+        log::error!(
+            "the disk of {} is full: gave back herald's {} MiB reserve to start; free space, new mail is refused until then",
+            data_dir.display(),
+            crate::disk::RESERVE >> 20
+        );
+    }
     let lock = take_lock(data_dir)?;
     let data_dir = data_dir
         .canonicalize()
@@ -109,7 +123,14 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .cache_capacity(SLED_CACHE)
         .segment_size(SLED_SEGMENT)
         .open()
-        .map_err(|e| other("cannot open the database", &e))?;
+        .map_err(|e| {
+            let hint = if crate::disk::is_full(&e) {
+                " (the disk is full: free some space and start herald again)"
+            } else {
+                ""
+            };
+            other("cannot open the database", &format!("{e}{hint}"))
+        })?;
     let store = SettingsStore::open(&db).map_err(|e| other("settings", &e))?;
 
     import(&store, file.as_ref(), profile, &data_dir)?;
@@ -139,8 +160,10 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     let unicorn =
         crate::logfile::LogFile::open(&data_dir.join(paths::UNICORN_LOG), Default::default());
 
+    let disk = Arc::new(crate::disk::Disk::new(&data_dir));
     Ok(Booted {
         app: Arc::new(App {
+            disk,
             data_dir,
             db,
             settings: store,

@@ -19,6 +19,7 @@
 //! - [`control`]: the CLI's client for `<data>/control.sock`.
 //! - [`durable`]: group commit of sled writes, synced to disk before the caller hears `Ok`.
 //! - [`pemfile`]: reading the PEM files settings name (regular files, bounded).
+//! - [`disk`]: the data directory's free space, its low water and the boot reserve.
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod console;
 pub mod control;
 pub mod crypto;
+pub mod disk;
 pub mod durable;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -72,6 +72,7 @@ async fn start_inbound(
         ),
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         per_client: Default::default(),
+        disk: app.disk.clone(),
     });
     let listener = net::bind("inbound.listen", &settings.inbound.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -187,6 +188,15 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             );
             None
         };
+        // Free space, once a second (statvfs: a few microseconds).
+        let disk = app.disk.clone();
+        let disk_watch = ex.spawn(async move {
+            loop {
+                smol::Timer::after(std::time::Duration::from_secs(1)).await;
+                let disk = disk.clone();
+                smol::unblock(move || disk.check()).await;
+            }
+        });
         let worker = Arc::new(crate::outbound::worker::Worker::new(app.clone()));
         let (worker_stop, worker_stopped) = smol::channel::bounded::<()>(1);
         let worker_task = ex.spawn(worker.run(worker_stopped.clone()));
@@ -221,6 +231,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         })
         .await;
         front.cancel().await;
+        disk_watch.cancel().await;
         // The worker finishes the message it is sending (its outcome is recorded) or is
         // dropped after the drain time: a message cut off mid-send stays queued and goes again.
         drop(worker_stop);

@@ -251,6 +251,18 @@ fn create(app: &App, req: &Request) -> Response {
         Ok(i) => i,
         Err(errors) => return Response::json(400, &json!({ "errors": errors })),
     };
+    // Not the application's mistake, and not for long: 507 Insufficient Storage (RFC 4918
+    // §11.5) with a Retry-After, so it queues the notification again shortly.
+    if app.disk.is_low() {
+        return Response::error(
+            507,
+            &format!(
+                "the appliance's data disk is nearly full ({} MiB free): nothing was queued; try again once an administrator has freed space",
+                app.disk.free() >> 20
+            ),
+        )
+        .with_header("Retry-After", "60");
+    }
     let settings = match app.settings.applied() {
         Ok(Some(doc)) => doc.settings,
         Ok(None) => return Response::error(503, "no settings yet"),

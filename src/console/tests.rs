@@ -37,7 +37,9 @@ fn app() -> Arc<App> {
     let maillog =
         crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example", Default::default());
     let unicorn = crate::logfile::LogFile::open(&dir.join("unicorn.log"), Default::default());
+    std::fs::create_dir_all(&dir).unwrap();
     Arc::new(App {
+        disk: Arc::new(crate::disk::Disk::new(&dir)),
         data_dir: dir,
         queue,
         maillog: Arc::new(maillog),

@@ -38,6 +38,8 @@ pub struct Inbound {
     pub active: Arc<AtomicUsize>,
     /// Sessions per client address, so one host cannot take every slot.
     pub per_client: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>,
+    /// The data directory's free space: below its low water DATA is refused for the moment.
+    pub disk: Arc<crate::disk::Disk>,
 }
 
 /// Messages that may be between their `354` and their final reply at once. A DATA beyond them
@@ -298,6 +300,17 @@ async fn drive(
                         r.helo
                     ),
                 ),
+                Event::Admit if ctx.disk.is_low() => {
+                    admitted = None;
+                    server.not_admitted(
+                        Reply::new(452, "4.3.1", "Insufficient system storage, try again later"),
+                        Instant::now(),
+                    );
+                    ctx.maillog.line(
+                        "smtpd",
+                        format!("NOQUEUE: reject: DATA from {client}: 452 4.3.1 Insufficient system storage (the data directory's disk is nearly full)"),
+                    );
+                }
                 Event::Admit => {
                     // A new DATA means the previous message's final reply is decided, even when
                     // the machine went on to this one in the same call (pipelined after the dot):

@@ -348,6 +348,19 @@ impl Server {
     /// The adapter admits the message DATA asked to send ([`Event::Admit`]): `354`, and any bytes
     /// that came early are taken as the message's; or `452 4.3.1` when the memory all sessions'
     /// DATA shares is spent (the transaction stays, for the client to try DATA again).
+    /// The adapter cannot take a message now (the disk is nearly full): DATA is answered with
+    /// `reply`, a 4xx the client retries on, and the session goes on.
+    pub fn not_admitted(&mut self, reply: Reply, now: Instant) {
+        let Mode::Admitting(_) = self.mode else {
+            return;
+        };
+        self.mode = Mode::Command;
+        self.last_activity = now;
+        self.reply(reply);
+        let pending = std::mem::take(&mut self.pending);
+        self.process(&pending, now);
+    }
+
     pub fn admitted(&mut self, now: Instant) {
         let Mode::Admitting(limit) = self.mode else {
             return;

@@ -9,7 +9,7 @@
 //! - `durability`: SIGKILL and SIGTERM.
 
 mod admission;
-mod common;
+pub(crate) mod common;
 mod durability;
 mod hostile;
 mod peers;
