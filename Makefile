@@ -17,7 +17,8 @@ build:
 
 ## test: install what the tests need, lint, check the fuzz crate builds, then unit and integration tests
 test: deps lint fuzz-check
-	$(CARGO) test --locked --lib --test tests
+	$(CARGO) build --locked --profile release-faults --features failpoints --bin herald
+	HERALD_FAULTS_BIN=$(CURDIR)/target/release-faults/herald $(CARGO) test --locked --lib --test tests
 
 deps:
 	bash scripts/test-deps.sh

@@ -23,6 +23,8 @@ pub mod paths {
     pub const UNICORN_LOG: &str = "logs/enterprise-manage-logs/unicorn.log";
     /// Each reply's processing, in the seed's format (SPEC §5).
     pub const METROPLEX_LOG: &str = "logs/mail-replies/metroplex.log";
+    /// The reply record being read (`replies::reading`).
+    pub const REPLIES_READING: &str = "replies.reading";
 }
 
 pub struct App {

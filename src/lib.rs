@@ -21,17 +21,21 @@
 //! - [`pemfile`]: reading the PEM files settings name (regular files, bounded).
 //! - [`disk`]: the data directory's free space, its low water and the boot reserve.
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
+//! - [`bounded`]: the sizes of what herald copies from peers into records and logs.
 //! - [`clock`]: RFC 3339 and syslog time stamps.
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
 //! - [`retention`]: finished records removed after `retention.days`.
 //! - [`wake`]: how the background workers wait between rounds.
+//! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
+//! - [`failpoint`]: failures tests inject into a `--features failpoints` build.
 //! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod boot;
+pub mod bounded;
 pub mod cli;
 pub mod clock;
 pub mod console;
@@ -39,6 +43,7 @@ pub mod control;
 pub mod crypto;
 pub mod disk;
 pub mod durable;
+pub mod failpoint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
@@ -55,6 +60,7 @@ pub mod service;
 pub mod settings;
 pub mod smtp;
 pub mod wake;
+pub mod watch;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,6 +7,7 @@ use crate::app::{App, paths};
 use crate::boot::{self, BootError};
 use crate::console::{Origin, serve};
 use crate::net;
+use crate::watch;
 use smol::future::FutureExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -139,6 +140,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         .map_err(|e| format!("appliance certificate: {e}"))?;
     let control = unix_server(app, paths::CONTROL_SOCK)?;
     let console = unix_server(app, paths::CONSOLE_SOCK)?;
+    // Every worker thread and task reports its end here (see `watch`).
+    let (deaths_tx, deaths) = smol::channel::unbounded::<watch::Death>();
+    let cannot_start = |e: std::io::Error| format!("cannot start a worker thread: {e}");
     let mut workers = serve::spawn(
         "control",
         control.clone(),
@@ -146,15 +150,22 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         Origin::Control,
         HTTP_WORKERS,
         shutdown.clone(),
+        &deaths_tx,
+    )
+    .map_err(cannot_start)?;
+    workers.extend(
+        serve::spawn(
+            "console",
+            console.clone(),
+            app.clone(),
+            Origin::Console,
+            CONSOLE_WORKERS,
+            shutdown.clone(),
+            &deaths_tx,
+        )
+        .map_err(cannot_start)?,
     );
-    workers.extend(serve::spawn(
-        "console",
-        console.clone(),
-        app.clone(),
-        Origin::Console,
-        CONSOLE_WORKERS,
-        shutdown.clone(),
-    ));
+    let workers = std::cell::RefCell::new(workers);
 
     let ex = Arc::new(smol::Executor::new());
     let result = smol::block_on(ex.run(async {
@@ -197,17 +208,28 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                 smol::unblock(move || disk.check()).await;
             }
         });
-        let worker = Arc::new(crate::outbound::worker::Worker::new(app.clone()));
         let (worker_stop, worker_stopped) = smol::channel::bounded::<()>(1);
-        let worker_task = ex.spawn(worker.run(worker_stopped.clone()));
+        let start_worker = || {
+            let worker = Arc::new(crate::outbound::worker::Worker::new(app.clone()));
+            ex.spawn(watch::task(
+                "outbound",
+                &deaths_tx,
+                worker.run(worker_stopped.clone()),
+            ))
+        };
+        let worker_task = std::cell::RefCell::new(start_worker());
         // Reply processing has a thread of its own, so it runs on the other core and never
         // takes the SMTP sessions' executor (measured: on the main executor it halved the
         // inbound rate under load).
-        let processor = Arc::new(crate::replies::processor::Processor::new(app.clone())?);
-        let processor_thread = std::thread::Builder::new()
-            .name("replies".into())
-            .spawn(move || smol::block_on(processor.run(worker_stopped)))
-            .map_err(|e| format!("cannot start reply processing: {e}"))?;
+        let start_processor = || -> Result<std::thread::JoinHandle<()>, String> {
+            let processor = Arc::new(crate::replies::processor::Processor::new(app.clone())?);
+            let stopped = worker_stopped.clone();
+            watch::spawn("replies", &deaths_tx, move || {
+                smol::block_on(processor.run(stopped))
+            })
+            .map_err(|e| format!("cannot start reply processing: {e}"))
+        };
+        let processor_thread = std::cell::RefCell::new(start_processor()?);
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
@@ -217,7 +239,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         use smol::stream::StreamExt;
         let mut signals = signals;
         let fatal = app.durable.fatal.clone();
-        // Why the service stops: a signal (exit 0) or the spool's disk failure (exit 1).
+        // Why the service stops: a signal (exit 0), the store's disk failure or a worker that
+        // keeps dying (exit 1). A worker that dies is started again, at most
+        // `watch::RESTARTS_MAX` times in `watch::RESTARTS_WINDOW`.
         let fatal_error = async {
             let signal = signals.next().await.and_then(|s| s.ok());
             log::info!("received {signal:?}: draining");
@@ -229,6 +253,49 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             log::error!("stopping: {why}");
             Some(why)
         })
+        .or(async {
+            let mut restarts: std::collections::HashMap<String, watch::Restarts> =
+                Default::default();
+            loop {
+                let Ok(death) = deaths.recv().await else {
+                    return std::future::pending().await;
+                };
+                log::error!("{death}");
+                if !restarts.entry(death.name.clone()).or_default().allow() {
+                    let why = format!(
+                        "{death}, and it died {} times in {} minutes: stopping (restart herald; the process log above says why)",
+                        watch::RESTARTS_MAX,
+                        watch::RESTARTS_WINDOW.as_secs() / 60
+                    );
+                    log::error!("stopping: {why}");
+                    return Some(why);
+                }
+                let restarted = match death.name.as_str() {
+                    "replies" => start_processor().map(|t| *processor_thread.borrow_mut() = t),
+                    "outbound" => {
+                        *worker_task.borrow_mut() = start_worker();
+                        Ok(())
+                    }
+                    http => {
+                        let (server, origin) = if http.starts_with("control") {
+                            (&control, Origin::Control)
+                        } else {
+                            (&console, Origin::Console)
+                        };
+                        serve::spawn_one(http, server.clone(), app.clone(), origin, shutdown.clone(), &deaths_tx)
+                            .map(|t| workers.borrow_mut().push(t))
+                            .map_err(cannot_start)
+                    }
+                };
+                match restarted {
+                    Ok(()) => log::warn!("started {} again", death.name),
+                    Err(e) => {
+                        log::error!("stopping: {e}");
+                        return Some(e);
+                    }
+                }
+            }
+        })
         .await;
         front.cancel().await;
         disk_watch.cancel().await;
@@ -237,10 +304,12 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         drop(worker_stop);
         let drain_end = std::time::Instant::now() + DRAIN;
         let _ = worker_task
+            .into_inner()
             .or(async {
                 smol::Timer::at(drain_end).await;
             })
             .await;
+        let processor_thread = processor_thread.into_inner();
         while !processor_thread.is_finished() && std::time::Instant::now() < drain_end {
             smol::Timer::after(std::time::Duration::from_millis(20)).await;
         }
@@ -274,7 +343,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
     drop(ex);
     shutdown.store(true, Ordering::Release);
     let deadline = std::time::Instant::now() + WORKER_DRAIN;
-    for w in workers {
+    for w in workers.into_inner() {
         while !w.is_finished() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

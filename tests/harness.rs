@@ -104,11 +104,29 @@ pub struct Herald {
 impl Herald {
     /// Starts herald and waits until it is ready; panics with its output if it is not.
     pub fn start(config: Option<&Path>, data: &Path) -> Herald {
-        let mut cmd = Command::new(BIN);
+        Herald::start_with(Path::new(BIN), &[], config, data)
+    }
+
+    /// [`Herald::start`] with another build of herald (`bin`) and extra environment.
+    pub fn start_with(
+        bin: &Path,
+        env: &[(&str, &str)],
+        config: Option<&Path>,
+        data: &Path,
+    ) -> Herald {
+        let mut h = Herald::spawn(bin, env, config, data);
+        h.wait_ready();
+        h
+    }
+
+    /// Starts herald without waiting for it to be ready (it may be meant to die).
+    pub fn spawn(bin: &Path, env: &[(&str, &str)], config: Option<&Path>, data: &Path) -> Herald {
+        let mut cmd = Command::new(bin);
         cmd.arg("run").arg("--data").arg(data);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -127,12 +145,17 @@ impl Herald {
                 sink.grew.notify_all();
             }
         });
-        let mut h = Herald {
+        Herald {
             child: Some(child),
             log,
             data: data.to_path_buf(),
             console_port: 0,
-        };
+        }
+    }
+
+    /// Waits until a spawned herald is ready, and learns its console port.
+    pub fn wait_ready(&mut self) {
+        let h = self;
         let line = h.wait_for_log("console listening on https://");
         let port = line
             .split("https://")
@@ -143,7 +166,23 @@ impl Herald {
             .unwrap_or_else(|| panic!("no port in {line:?}"));
         h.console_port = port;
         h.wait_for_log("ready");
-        h
+    }
+
+    /// Waits (at most [`WAIT`]) for the process to exit by itself; its status.
+    pub fn wait_death(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for a log line containing `needle`; returns that line.

@@ -7,6 +7,7 @@ mod board;
 mod boot;
 mod cli;
 mod console;
+mod crashes;
 mod disk;
 mod inbound;
 mod lifecycle;

@@ -1,6 +1,7 @@
 //! tiny-http adapters: a few worker threads per server turn tiny-http requests into
 //! [`super::Request`]s, call the router, and write the [`super::Response`] back. Shutdown is a
-//! flag the workers see within one poll interval; a request in hand is finished first.
+//! flag the workers see within one poll interval; a request in hand is finished first. A panic
+//! in a handler is a 500 for that request; the threads are watched ([`crate::watch`]).
 
 use super::{Origin, Request, Response, authorize, handle};
 use crate::app::App;
@@ -14,7 +15,8 @@ use std::time::Duration;
 pub const MAX_BODY: usize = 1024 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 
-/// Serves `server` on `workers` threads until `shutdown` is set.
+/// Serves `server` on `workers` threads until `shutdown` is set. Each thread is watched
+/// (`name-<i>` in `deaths`), so a dead one is seen and started again with [`spawn_one`].
 pub fn spawn(
     name: &str,
     server: Arc<tiny_http::Server>,
@@ -22,27 +24,43 @@ pub fn spawn(
     origin: Origin,
     workers: usize,
     shutdown: Arc<AtomicBool>,
-) -> Vec<JoinHandle<()>> {
+    deaths: &crate::watch::Deaths,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     (0..workers)
         .map(|i| {
-            let (server, app, shutdown) = (server.clone(), app.clone(), shutdown.clone());
-            std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || {
-                    while !shutdown.load(Ordering::Acquire) {
-                        match server.recv_timeout(POLL) {
-                            Ok(Some(rq)) => serve_one(&app, origin, rq),
-                            Ok(None) => {}
-                            Err(e) => {
-                                log::error!("http: {e}");
-                                break;
-                            }
-                        }
-                    }
-                })
-                .expect("spawn http worker")
+            spawn_one(
+                &format!("{name}-{i}"),
+                server.clone(),
+                app.clone(),
+                origin,
+                shutdown.clone(),
+                deaths,
+            )
         })
         .collect()
+}
+
+/// One worker thread called `name`.
+pub fn spawn_one(
+    name: &str,
+    server: Arc<tiny_http::Server>,
+    app: Arc<App>,
+    origin: Origin,
+    shutdown: Arc<AtomicBool>,
+    deaths: &crate::watch::Deaths,
+) -> std::io::Result<JoinHandle<()>> {
+    crate::watch::spawn(name, deaths, move || {
+        while !shutdown.load(Ordering::Acquire) {
+            match server.recv_timeout(POLL) {
+                Ok(Some(rq)) => serve_one(&app, origin, rq),
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!("http: {e}");
+                    break;
+                }
+            }
+        }
+    })
 }
 
 fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
@@ -68,7 +86,18 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
     let resp = match authorize(app, &req).and_then(|()| read_body(&mut rq)) {
         Ok(body) => {
             req.body = body;
-            handle(app, &req)
+            // A panic in one handler fails that request with a 500, not the worker.
+            crate::watch::caught(|| {
+                crate::failpoint::message("http", req.header("X-Failpoint").unwrap_or("").as_bytes());
+                handle(app, &req)
+            })
+            .unwrap_or_else(|panic| {
+                log::error!("http: {} {} failed: {panic}", req.method, req.path);
+                Response::error(
+                    500,
+                    "herald failed to answer this request (an internal error, logged); nothing was changed by it",
+                )
+            })
         }
         Err(resp) => resp,
     };

@@ -77,6 +77,9 @@ pub struct Durable {
     /// Says why, once, when the disk failed and commits stopped: the service then exits non-zero
     /// so that it is restarted and sled recovers from what is on disk.
     pub fatal: smol::channel::Receiver<String>,
+    /// The next queue id, shared by the queues that commit here, so an id in mail.log names
+    /// one message, inbound or outbound (see [`Durable::new_id`]).
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Durable {
@@ -132,9 +135,15 @@ impl Durable {
             checkpoints: checkpoints.clone(),
             fatal: fatal_tx,
         };
+        let fatal = store.fatal.clone();
         let handle = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || committer(store, rx, faults, journal))
+            .spawn(move || {
+                // A panic here would leave every later commit unanswered: the service stops.
+                if let Err(p) = crate::watch::caught(|| committer(store, rx, faults, journal)) {
+                    let _ = fatal.try_send(format!("the commit thread panicked: {p}"));
+                }
+            })
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Durable {
             jobs: tx,
@@ -145,7 +154,21 @@ impl Durable {
             committer: std::sync::Mutex::new(Some(handle)),
             checkpoints,
             fatal: fatal_rx,
+            next_id: std::sync::atomic::AtomicU64::new(0),
         }))
+    }
+
+    /// A queue opened on `tree`, whose keys are a prefix byte then a big-endian `u64` id:
+    /// ids handed out from now on are past every id under `prefixes` there.
+    pub fn ids_after(&self, tree: &sled::Tree, prefixes: &[u8]) {
+        self.next_id
+            .fetch_max(first_free_id(tree, prefixes), Ordering::Relaxed);
+    }
+
+    /// A fresh queue id: never handed out before, by any queue, across restarts too (ids grow
+    /// with time, see [`first_free_id`]).
+    pub fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Writes `writes` into `tree`, in order; `Ok` once they are on disk. On `Err` nothing of
@@ -314,7 +337,14 @@ fn committer(
         let store = store.clone();
         std::thread::Builder::new()
             .name("checkpoint".into())
-            .spawn(move || checkpointer(&store))
+            .spawn(move || {
+                // Without checkpoints the journal fills and commits stop: the service stops.
+                if let Err(p) = crate::watch::caught(|| checkpointer(&store)) {
+                    let _ = store
+                        .fatal
+                        .try_send(format!("the checkpoint thread panicked: {p}"));
+                }
+            })
             .expect("a thread for checkpoints")
     });
     // After a failed flush or sync nothing written later can be trusted to be durable (the
@@ -338,6 +368,7 @@ fn committer(
             }
             continue;
         }
+        crate::failpoint::hit("commit");
         let t0 = Instant::now();
         let n = group.len();
         let dones: Vec<Done> = group.iter().map(|j| j.done.clone()).collect();

@@ -40,8 +40,14 @@ pub async fn run(
         let (acceptor, backend) = (acceptor.clone(), backend.clone());
         ex.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve(acceptor, tcp, &backend).await {
-                log::debug!("console: connection from {peer}: {e}");
+            let run = std::panic::AssertUnwindSafe(serve(acceptor, tcp, &backend));
+            match run.catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("console: connection from {peer}: {e}"),
+                Err(p) => log::error!(
+                    "console: the connection from {peer} failed: {}",
+                    crate::watch::panic_message(&*p)
+                ),
             }
         })
         .detach();

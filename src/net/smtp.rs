@@ -144,7 +144,15 @@ pub async fn serve(
         ctx.active.fetch_add(1, Ordering::AcqRel);
         ex.spawn(async move {
             let active = ctx2.active.clone();
-            session(tcp, peer, ctx2, stop).await;
+            // A panic in one session ends that connection (its message, if any, was not
+            // acknowledged), never the listener or the other sessions.
+            let run = std::panic::AssertUnwindSafe(session(tcp, peer, ctx2, stop));
+            if let Err(p) = run.catch_unwind().await {
+                log::error!(
+                    "smtp: the session from {peer} failed: {}",
+                    crate::watch::panic_message(&*p)
+                );
+            }
             active.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
@@ -354,6 +362,7 @@ async fn drive(
                     server.tls_started(Instant::now());
                 }
                 Event::Deliver(env) => {
+                    crate::failpoint::message("smtp", &env.data);
                     let message_id = crate::inbound::message_id(&env.data);
                     let stored = ctx
                         .spool

@@ -6,7 +6,6 @@
 use crate::durable::Durable;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const TREE: &str = "outbound";
 const RECORD: u8 = b'n';
@@ -86,7 +85,6 @@ pub struct Record {
 pub struct Queue {
     tree: sled::Tree,
     durable: Arc<Durable>,
-    next_id: AtomicU64,
     /// Notifications being queued: not due until their commit has returned.
     inflight: crate::durable::InFlight,
     /// Wakes the delivery worker when something new is queued.
@@ -119,12 +117,11 @@ pub fn parse_id(s: &str) -> Option<u64> {
 impl Queue {
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Queue>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
-        let next_id = crate::durable::first_free_id(&tree, &[RECORD]);
+        durable.ids_after(&tree, &[RECORD]);
         let (wake, woken) = smol::channel::bounded(1);
         Ok(Arc::new(Queue {
             tree,
             durable,
-            next_id: AtomicU64::new(next_id),
             inflight: Default::default(),
             wake,
             woken,
@@ -133,7 +130,7 @@ impl Queue {
 
     /// A fresh id (never reused, growing with time).
     pub fn new_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.durable.new_id()
     }
 
     /// Stores a new notification and its message durably; returns once they are on disk.

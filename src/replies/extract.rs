@@ -9,6 +9,7 @@
 //! sender wrote above the quoted notification and the signature. The caller fails a message with
 //! an `auto_reply` reason as `failed:auto_reply` and one with empty text as `failed:empty`.
 
+use crate::bounded::{FIELD_MAX, bounded};
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 
@@ -42,8 +43,16 @@ impl Parsed {
     }
 }
 
+/// How much of a message is read. A reply's header and its text parts come first; what lies
+/// past this (attachments, a forwarded file) is not decoded, so every accepted message, up to
+/// `inbound.max_message_size`, is read in bounded memory.
+pub const PARSE_MAX: usize = 4 << 20;
+/// The longest reply text posted (a comment that long is already unreadable).
+pub const TEXT_MAX: usize = 1 << 20;
+
 /// Parses a received message. `mail_from` is the envelope sender (`""` for the null sender).
 pub fn parse(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
+    let raw = &raw[..raw.len().min(PARSE_MAX)];
     // Some stored messages open with blank lines; a parser would take the first for the end of
     // an empty header.
     let start = raw
@@ -59,16 +68,18 @@ pub fn parse(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
         .ok_or_else(|| "the message cannot be parsed".to_string())?;
 
     let auto_reply = auto_reply_reason(message.headers_raw(), mail_from);
-    let subject = message.subject().unwrap_or("").trim().to_string();
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(str::to_string)
-        .unwrap_or_else(|| mail_from.to_string());
+    let field = |s: &str| bounded(s, FIELD_MAX);
+    let subject = field(message.subject().unwrap_or("").trim());
+    let from = field(
+        message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or(mail_from),
+    );
     let message_id = message
         .message_id()
-        .map(|id| id.trim_matches(['<', '>']).to_string());
+        .map(|id| field(id.trim_matches(['<', '>'])));
 
     let raw_message = message.raw_message();
     let part = |id: &u32| message.parts.get(*id as usize);
@@ -107,7 +118,7 @@ pub fn parse(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
         subject,
         from,
         message_id,
-        text: reply_text(&body),
+        text: bounded(&reply_text(&body), TEXT_MAX),
         auto_reply,
     })
 }
@@ -219,8 +230,10 @@ pub fn auto_reply_reason<'a>(
         return Some("null sender (MAIL FROM:<>)".into());
     }
     for (name, value) in headers {
-        let value = value.replace(['\r', '\n'], " ");
+        // Kept as the record's last_error: bounded (a 3 MB header value was stored whole).
+        let value = bounded(&value.replace(['\r', '\n'], " "), FIELD_MAX);
         let value = value.trim();
+        let name = bounded(name, FIELD_MAX);
         let token = value
             .split(';')
             .next()

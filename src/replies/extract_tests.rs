@@ -215,3 +215,44 @@ fn unlabelled_8bit_text_is_read_as_latin1() {
     .unwrap();
     assert_eq!(p.text, "Grüße, à bientôt");
 }
+
+// --- bounds ----------------------------------------------------------------------------------
+
+/// Regression: an auto-reply's whole header value became the record's `last_error` (3 MB
+/// stored from one message).
+#[test]
+fn an_auto_replys_huge_header_is_kept_bounded() {
+    let huge = "x".repeat(3_000_000);
+    let raw = format!(
+        "From: a@b.example\r\nAuto-Submitted: auto-replied; {huge}\r\nX-Autoreply: {huge}\r\nSubject: {huge}\r\n\r\nAway.\r\n"
+    );
+    let p = parse(raw.as_bytes(), "a@b.example").unwrap();
+    let why = p.auto_reply.unwrap();
+    assert!(
+        why.starts_with("Auto-Submitted: auto-replied;"),
+        "{}",
+        &why[..40]
+    );
+    assert!(why.len() <= crate::bounded::FIELD_MAX + 32, "{}", why.len());
+    assert!(p.subject.len() <= crate::bounded::FIELD_MAX);
+}
+
+/// Regression: SIZE advertised 25 MiB, but anything over 10 MiB became `failed:too_large`
+/// after its 250. Every accepted message is read now: its text parts come first, and what lies
+/// past the first 4 MiB (attachments) is not decoded.
+#[test]
+fn a_reply_with_a_large_attachment_is_read_in_bounded_memory() {
+    let attachment = "QUJD".repeat(20 << 20 >> 2); // 20 MiB of base64
+    let raw = format!(
+        "From: Bob <bob@example.org>\r\nSubject: Re: logs\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe logs are attached.\r\n\r\n\
+         On Mon, Jan 5, 2026 at 10:00 AM herald <noreply@example.com> wrote:\r\n> Please send logs\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"logs.bin\"\r\n\r\n{attachment}\r\n--b--\r\n"
+    );
+    assert!(raw.len() > 20 << 20);
+    let p = parse(raw.as_bytes(), "bob@example.org").unwrap();
+    assert_eq!(p.text, "The logs are attached.");
+    assert_eq!(p.failure(), None);
+}

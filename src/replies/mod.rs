@@ -9,5 +9,6 @@ mod extract_tests;
 mod html;
 pub mod processor;
 mod quotes;
+mod reading;
 pub mod token;
 pub mod webhook;

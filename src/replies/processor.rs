@@ -4,7 +4,7 @@
 //! for three days. Every step goes to metroplex.log in the seed's words, and every outcome onto
 //! the record (`GET /manage/v1/replies`).
 
-use super::{extract, token, webhook};
+use super::{extract, reading, token, webhook};
 use crate::app::{App, paths};
 use crate::inbound::spool::{QueueId, ReplyRecord, Update};
 use std::sync::{Arc, Mutex};
@@ -14,8 +14,6 @@ use std::time::{Duration, SystemTime};
 pub const PARALLEL: usize = 8;
 /// Records taken per round.
 const ROUND: usize = 256;
-/// Messages larger than this are not parsed (`failed:too_large`).
-pub const MESSAGE_MAX: usize = 10 * 1024 * 1024;
 /// First retry after this; each later one waits twice as long, up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
@@ -69,6 +67,8 @@ impl Metroplex {
 pub struct Processor {
     pub app: Arc<App>,
     pub log: Metroplex,
+    /// The record whose message is being read, for a crash in the middle of it.
+    reading: super::reading::Reading,
     /// The webhook's TLS config and the `replies.ca_file` it was made from.
     tls: Mutex<Option<(String, Arc<rustls::ClientConfig>)>>,
     /// Connections to the webhook kept open between requests.
@@ -91,13 +91,71 @@ enum Outcome {
 }
 
 impl Processor {
+    /// A processor for `app`'s reply queue. A record that was being read when herald last
+    /// stopped abnormally is counted against (and after [`reading::CRASHES_MAX`] set aside).
     pub fn new(app: Arc<App>) -> Result<Processor, String> {
-        Ok(Processor {
+        let path = app.path(paths::REPLIES_READING);
+        let (reading, left) = super::reading::Reading::open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let p = Processor {
             log: Metroplex::open(&app.path(paths::METROPLEX_LOG)),
+            reading,
             tls: Mutex::new(None),
             conns: webhook::Pool::default(),
             app,
-        })
+        };
+        if let Some(id) = left {
+            p.crashed_reading(&id);
+        }
+        Ok(p)
+    }
+
+    /// Herald stopped abnormally while reading record `id` (`<queue id>-<n>`): one more crash on
+    /// it, saved and flushed before anything is read again; at the limit it is set aside.
+    fn crashed_reading(&self, id: &str) {
+        let rec = id.rsplit_once('-').and_then(|(q, n)| {
+            let q = QueueId(u64::from_str_radix(q, 16).ok()?);
+            let n: u16 = n.parse().ok()?;
+            Some((q, n, self.app.spool.record(q, n).ok()??))
+        });
+        let Some((q, n, old)) = rec.filter(|(_, _, r)| r.is_pending()) else {
+            return;
+        };
+        let mut new = old.clone();
+        new.crashes += 1;
+        if new.crashes >= reading::CRASHES_MAX {
+            new.status = "failed:internal".into();
+            new.last_error = Some(format!(
+                "herald stopped abnormally {} times while reading this message; it is set aside, kept for support",
+                new.crashes
+            ));
+            log::error!(
+                "replies: {id} was being read when herald stopped abnormally, {} times: set aside as failed:internal",
+                new.crashes
+            );
+            self.log.line(
+                "ERROR",
+                format_args!(
+                    "Moving {id} => failed (internal: herald crashed reading it {} times)",
+                    new.crashes
+                ),
+            );
+        } else {
+            log::warn!(
+                "replies: {id} was being read when herald stopped abnormally ({} of {} before it is set aside)",
+                new.crashes,
+                reading::CRASHES_MAX
+            );
+        }
+        self.log.flush();
+        let saved = self
+            .app
+            .spool
+            .update_all(&[Update { id: q, n, old, new }])
+            .and_then(|()| self.app.db.flush().map(drop).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            log::error!("replies: cannot record the crash on {id}: {e}");
+        }
     }
 
     /// The TLS config for the webhook: the system's roots plus `replies.ca_file`, made again
@@ -156,6 +214,7 @@ impl Processor {
     }
 
     async fn round(&self, warned: &mut bool) -> Option<Duration> {
+        crate::failpoint::hit("replies.round");
         let settings = match self.app.settings.applied() {
             Ok(Some(doc)) => doc.settings,
             _ => return None,
@@ -290,19 +349,35 @@ impl Processor {
             Ok(None) => return done("failed:missing"),
             Err(e) => return Outcome::Retry(format!("reading the message: {e}")),
         };
-        if raw.len() > MESSAGE_MAX {
-            return done("failed:too_large");
-        }
         let local = rec.to.rsplit_once('@').map_or(rec.to.as_str(), |(l, _)| l);
         let Some(tok) = token::verify(&self.app.reply_key, local) else {
             // Only verified addresses are accepted at RCPT; a key change since is the only way here.
             return done("failed:bad_address");
         };
-        let parsed = match extract::parse(&raw, &rec.from) {
-            Ok(p) => p,
-            Err(e) => {
+        // A panic while reading one message fails that message, not the service; a crash is
+        // pinned on it by `reading` at the next boot.
+        self.reading.start(&rec.id);
+        let parsed = crate::watch::caught(|| {
+            crate::failpoint::message("parse", &raw);
+            extract::parse(&raw, &rec.from)
+        });
+        self.reading.done();
+        let parsed = match parsed {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
                 rec.last_error = Some(e);
                 return done("failed:unparseable");
+            }
+            Err(panic) => {
+                let panic = crate::bounded::bounded(&panic, crate::bounded::ERROR_MAX);
+                log::error!(
+                    "replies: reading {} failed with an internal error: {panic}",
+                    rec.id
+                );
+                rec.last_error = Some(format!(
+                    "herald could not read this message (an internal error: {panic}); it is kept for support"
+                ));
+                return done("failed:internal");
             }
         };
         if let Some(why) = parsed.auto_reply {

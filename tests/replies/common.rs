@@ -248,6 +248,22 @@ pub fn start_herald(dir: &TempDir, sink_port: u16, hook_port: Option<u16>) -> (H
     (h, cfg)
 }
 
+/// The build of herald and the environment a [`Setup`] runs.
+#[derive(Clone, Copy)]
+pub struct Build<'a> {
+    pub bin: &'a Path,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl Default for Build<'_> {
+    fn default() -> Self {
+        Build {
+            bin: Path::new(BIN),
+            env: &[],
+        }
+    }
+}
+
 /// Everything one test runs: smtp-sink, the receiver (maybe not yet), herald, its inbound port.
 pub struct Setup {
     pub sink: Sink,
@@ -261,6 +277,11 @@ pub struct Setup {
 impl Setup {
     /// smtp-sink, the receiver answering `modes` (none: not started, its port reserved), herald.
     pub fn start(dir: &TempDir, modes: Option<&[&str]>) -> Setup {
+        Setup::start_with(dir, modes, Build::default())
+    }
+
+    /// [`Setup::start`] with another build of herald or extra environment.
+    pub fn start_with(dir: &TempDir, modes: Option<&[&str]>, build: Build) -> Setup {
         let sink_port = free_port();
         let sink = Sink::start(dir, "sink", sink_port, &[]);
         let (hook, hook_port) = match modes {
@@ -271,7 +292,8 @@ impl Setup {
             }
             None => (None, free_port()),
         };
-        let (mut h, cfg) = start_herald(dir, sink_port, Some(hook_port));
+        let cfg = dir.write("herald.toml", &herald_config(sink_port, Some(hook_port)));
+        let mut h = Herald::start_with(build.bin, build.env, Some(&cfg), &dir.join("data"));
         let smtp = h.smtp_port();
         Setup {
             sink,

@@ -17,7 +17,7 @@
 //! three ways at once and recovers once, so that wait is paid once. The SIGTERM test waits out
 //! the service's 10 s drain. Everything else takes a few seconds.
 
-mod common;
+pub(crate) mod common;
 mod delivery;
 mod faults;
 mod tls;

@@ -59,6 +59,13 @@ pub struct ReplyRecord {
     /// The `X-Herald-Delivery` id: this record's id, or the first record's of a duplicate.
     #[serde(default)]
     pub delivery_id: Option<String>,
+    /// Times herald stopped abnormally while reading this message (see `replies::reading`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub crashes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ReplyRecord {
@@ -89,7 +96,6 @@ pub struct Incoming<'a> {
 
 pub struct Spool {
     tree: sled::Tree,
-    next_id: AtomicU64,
     /// Where the writes are made durable (tests inject disk failures there).
     pub durable: Arc<Durable>,
     /// Messages being stored: not due until their commit has returned.
@@ -105,11 +111,10 @@ impl Spool {
     /// Opens the queue in `db`, committing through `durable`.
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
-        let next_id = crate::durable::first_free_id(&tree, &[DATA, REPLY]);
+        durable.ids_after(&tree, &[DATA, REPLY]);
         let (wake, woken) = smol::channel::bounded(1);
         Ok(Arc::new(Spool {
             tree,
-            next_id: AtomicU64::new(next_id),
             inflight: Default::default(),
             durable,
             discarded: AtomicU64::new(0),
@@ -120,7 +125,7 @@ impl Spool {
 
     /// Stores a message durably; returns its queue id once the flush has returned.
     pub async fn store(&self, m: Incoming<'_>) -> Result<(QueueId, Vec<ReplyRecord>), String> {
-        let id = QueueId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = QueueId(self.durable.new_id());
         let now = SystemTime::now();
         let received_at = clock::rfc3339(now);
         let now_ms = clock::unix_millis(now);
@@ -155,6 +160,7 @@ impl Spool {
                 due_ms: now_ms,
                 last_error: None,
                 delivery_id: None,
+                crashes: 0,
             };
             let rec_bytes = serde_json::to_vec(&rec).expect("serializes");
             writes.push((key(REPLY, id, Some(n)), rec_bytes));

@@ -55,7 +55,7 @@ fn stores_lists_and_keeps_order() {
     // A reopened spool never reuses an id.
     drop(spool);
     let again = open(&db, None);
-    assert!(again.next_id.load(Ordering::Relaxed) > id2.0);
+    assert!(again.durable.new_id() > id2.0);
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn mail_to_no_reply_addresses_leaves_no_record_and_no_body() {
     assert_eq!(spool.data(id2).unwrap().unwrap(), b"reply");
     // Ids still never repeat after a restart, bodies or not.
     drop(spool);
-    assert!(open(&db, None).next_id.load(Ordering::Relaxed) > id2.0);
+    assert!(open(&db, None).durable.new_id() > id2.0);
 }
 
 #[test]
@@ -435,4 +435,20 @@ fn finished_records_and_their_keys_go_after_the_retention_period() {
     assert!(spool.data(ids[2]).unwrap().is_some());
     assert!(spool.tree.get(seen_key(&digest)).unwrap().is_none());
     assert_eq!(spool.replies(None, 10).unwrap().len(), 1);
+}
+
+/// Regression: the reply queue and the notification queue each took ids from the clock, and a
+/// reply and a notification accepted in the same microsecond shared a queue id in mail.log.
+#[test]
+fn the_two_queues_never_hand_out_the_same_id() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let spool = open(&db, None);
+    let queue = crate::outbound::queue::Queue::open(&db, spool.durable.clone()).unwrap();
+    let one = vec![("r@reply.x".to_string(), false)];
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..200 {
+        assert!(ids.insert(queue.new_id()));
+        let (id, _) = smol::block_on(spool.store(incoming(&one, b"x"))).unwrap();
+        assert!(ids.insert(id.0), "{id} given twice");
+    }
 }
