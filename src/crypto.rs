@@ -51,7 +51,8 @@ pub fn hash_password(password: &str) -> String {
     hash_with(password, &random_bytes(SALT_LEN), PBKDF2_ROUNDS)
 }
 
-fn hash_with(password: &str, salt: &[u8], rounds: u32) -> String {
+/// [`hash_password`] with a given salt and round count (tests use one round).
+pub(crate) fn hash_with(password: &str, salt: &[u8], rounds: u32) -> String {
     let mut out = [0u8; HASH_LEN];
     pbkdf2::derive(
         pbkdf2::PBKDF2_HMAC_SHA256,

@@ -72,7 +72,7 @@ async fn start_inbound(
             net::smtp::ADMISSION_WAIT,
         ),
         active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        per_client: Default::default(),
+        per_client: net::PerClient::map(),
         disk: app.disk.clone(),
     });
     let listener = net::bind("inbound.listen", &settings.inbound.listen).await?;

@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod crashes;
 mod disk;
+mod front;
 mod inbound;
 mod lifecycle;
 mod outbound;

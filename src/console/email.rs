@@ -1,10 +1,12 @@
 //! `POST /manage/v1/email/test`: the test email with the current settings overlaid by the
 //! unsaved values of the form (nothing is saved), answered with the outcome and the transcript.
+//! The saved password goes only to the server it was saved for.
 
 use super::manage::parse_put;
 use super::{Request, Response};
 use crate::app::App;
 use crate::outbound::testmail;
+use crate::settings::{Errors, Settings};
 use serde_json::{Value as Json, json};
 
 pub fn test(app: &App, req: &Request) -> Response {
@@ -49,7 +51,11 @@ pub fn test(app: &App, req: &Request) -> Response {
             Ok(c) => c,
             Err((_, e)) => return Response::json(400, &e.to_json()),
         };
+        let saved = settings.clone();
         if let Err(e) = settings.update(&changes) {
+            return Response::json(400, &e.to_json());
+        }
+        if let Err(e) = keep_password_home(&saved, &mut settings, &changes) {
             return Response::json(400, &e.to_json());
         }
     }
@@ -59,4 +65,43 @@ pub fn test(app: &App, req: &Request) -> Response {
         Some(e) => log::warn!("test email to {to}: {e}"),
     }
     Response::json(200, &serde_json::to_value(&result).expect("serializes"))
+}
+
+/// The settings that decide where and how the SMTP password goes.
+const CREDENTIAL_PATH: &[&str] = &[
+    "smtp.address",
+    "smtp.port",
+    "smtp.tls",
+    "smtp.tls_verify",
+    "smtp.ca_file",
+    "smtp.authentication",
+];
+
+/// The stored password is write-only, and so is sent only where it was saved for: an overlay
+/// that changes where or how credentials go (another server, TLS off, verification off, another
+/// CA, another mechanism) must carry the password itself. Otherwise anyone holding the console
+/// password could point the test at their own server with TLS off and read the SMTP password
+/// in `AUTH PLAIN` (this happened).
+fn keep_password_home(
+    saved: &Settings,
+    test: &mut Settings,
+    changes: &[(String, crate::settings::Value)],
+) -> Result<(), Errors> {
+    let moved: Vec<&str> = CREDENTIAL_PATH
+        .iter()
+        .copied()
+        .filter(|k| saved.get(k) != test.get(k))
+        .collect();
+    let typed = changes.iter().any(|(k, _)| k == "smtp.password");
+    if moved.is_empty() || typed || test.smtp.authentication == crate::settings::Auth::None {
+        return Ok(());
+    }
+    test.smtp.password.clear();
+    Err(Errors::one(
+        "smtp.password",
+        format!(
+            "type the password to test with these settings: the saved one is only sent where it was saved for, and {} changed",
+            moved.join(", ")
+        ),
+    ))
 }

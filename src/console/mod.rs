@@ -11,6 +11,7 @@ pub mod auth;
 mod email;
 mod manage;
 pub mod serve;
+pub mod wire;
 
 use crate::app::App;
 
@@ -32,6 +33,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub origin: Origin,
+    /// The client's address, on the console listener (the HTTPS front says it in
+    /// [`wire::PEER_HEADER`]); `None` on the control socket.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {

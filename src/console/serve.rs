@@ -82,7 +82,14 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
             .collect(),
         body: Vec::new(),
         origin,
+        peer: None,
     };
+    // Only the HTTPS front reaches the console socket, and it always says who the client is.
+    if origin == Origin::Console {
+        req.peer = req
+            .header(super::wire::PEER_HEADER)
+            .and_then(|p| p.parse().ok());
+    }
     let resp = match authorize(app, &req).and_then(|()| read_body(&mut rq)) {
         Ok(body) => {
             req.body = body;

@@ -65,6 +65,7 @@ fn req(origin: Origin, method: &str, path: &str, body: &str, auth: Option<&str>)
             .unwrap_or_default(),
         body: body.as_bytes().to_vec(),
         origin,
+        peer: None,
     }
 }
 
@@ -288,18 +289,19 @@ fn methods_and_paths() {
 #[test]
 fn console_listener_requires_credentials() {
     let app = app();
+    // Each from an address of its own (one address that keeps failing waits: see below).
+    let n = std::cell::Cell::new(0u8);
     let get = |auth: Option<&str>| {
-        handle(
-            &app,
-            &req(
-                Origin::Console,
-                "GET",
-                "/manage/v1/config/settings",
-                "",
-                auth,
-            ),
-        )
-        .status
+        n.set(n.get() + 1);
+        let mut r = req(
+            Origin::Console,
+            "GET",
+            "/manage/v1/config/settings",
+            "",
+            auth,
+        );
+        r.peer = Some(format!("192.0.2.{}:4000", n.get()).parse().unwrap());
+        handle(&app, &r).status
     };
     assert_eq!(get(None), 401);
     assert_eq!(get(Some(&basic("api_key", "wrong-password"))), 401);
@@ -312,6 +314,29 @@ fn console_listener_requires_credentials() {
     );
     assert_eq!(get(Some(&basic("api_key", PASSWORD))), 200);
     assert_eq!(get(Some(&basic("api_key", PASSWORD))), 200, "cached path");
+    // One address failing again and again waits before its next try: 429 with Retry-After.
+    let from = |auth: &str| {
+        let mut r = req(
+            Origin::Console,
+            "GET",
+            "/manage/v1/config/settings",
+            "",
+            Some(auth),
+        );
+        r.peer = Some("198.51.100.4:5000".parse().unwrap());
+        handle(&app, &r)
+    };
+    for _ in 0..crate::console::auth::FREE_FAILURES {
+        assert_eq!(from(&basic("api_key", "guess")).status, 401);
+    }
+    let r = from(&basic("api_key", "guess"));
+    assert_eq!(r.status, 429);
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "Retry-After" && v == "1"),
+        "{r:?}"
+    );
     let r = handle(
         &app,
         &req(

@@ -1,27 +1,45 @@
-//! The HTTPS front of the console: accepts TCP on `console.listen`, terminates TLS with rustls
-//! (the appliance certificate), and pipes the plaintext to the console's tiny-http server on an
-//! owner-only Unix socket in the data directory. tiny-http's own TLS feature would pull a second,
+//! The HTTPS front of the console: accepts TCP on `console.listen` (at most
+//! [`MAX_CONNECTIONS`], [`PER_CLIENT_MAX`] from one address), terminates TLS with rustls (the
+//! appliance certificate), reads each request whole with the bounds and deadlines of
+//! [`crate::console::wire`] (a client that trickles bytes cannot hold the console), and hands it
+//! to the console's tiny-http server on an owner-only Unix socket, one backend connection per
+//! request, with the client's address added; the answer is piped back and the client's
+//! connection kept for its next request. tiny-http's own TLS feature would pull a second,
 //! older rustls; this keeps one.
 
+use crate::console::wire::{self, Chunked, Framing, Head, Parsed, Refusal};
+use crate::smtp::budget::DataBudget;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpListener;
 use smol::net::unix::UnixStream;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A TLS handshake that takes longer than this is dropped (slowloris on the handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection with no bytes either way for this long is closed: a client cannot hold a
-/// tiny-http worker by starting a request and never finishing it.
+/// A connection with no request started for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// A request head must be whole this long after its first byte, however the bytes trickle
+/// (`408` after it).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A body has this long, plus a second for every [`BODY_RATE`] bytes it declares.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_RATE: usize = 64 * 1024;
+/// The answer must be taken by the client within this long.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this many console connections at once; past it a new one is closed at once.
 const MAX_CONNECTIONS: usize = 128;
+/// Connections one client address may hold (loopback exempt: the appliance's own tools and
+/// benchmarks). A browser opens six.
+pub const PER_CLIENT_MAX: u32 = 16;
+/// Request bodies all connections may hold at once; past it a request gets `503`.
+const BODIES_IN_FLIGHT: u64 = 16 << 20;
 
 /// Accepts connections until the task is dropped (dropping the executor drops every
-/// connection, which closes its side of the Unix socket, so tiny-http's workers see EOF).
+/// connection).
 pub async fn run(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -30,6 +48,8 @@ pub async fn run(
 ) {
     let acceptor = futures_rustls::TlsAcceptor::from(tls);
     let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
+    let per_client = super::PerClient::map();
+    let bodies = DataBudget::new(BODIES_IN_FLIGHT);
     loop {
         let (tcp, peer) = super::accept(&listener, "console").await;
         let Some(permit) = slots.try_acquire_arc() else {
@@ -37,10 +57,18 @@ pub async fn run(
             drop(tcp);
             continue;
         };
-        let (acceptor, backend) = (acceptor.clone(), backend.clone());
+        let Some(counted) = super::PerClient::enter(&per_client, peer.ip(), PER_CLIENT_MAX) else {
+            log::warn!(
+                "console: {} already holds {PER_CLIENT_MAX} connections: closed a new one",
+                peer.ip()
+            );
+            drop(tcp);
+            continue;
+        };
+        let (acceptor, backend, bodies) = (acceptor.clone(), backend.clone(), bodies.clone());
         ex.spawn(async move {
-            let _permit = permit;
-            let run = std::panic::AssertUnwindSafe(serve(acceptor, tcp, &backend));
+            let _held = (permit, counted);
+            let run = std::panic::AssertUnwindSafe(serve(acceptor, tcp, peer, &backend, &bodies));
             match run.catch_unwind().await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::debug!("console: connection from {peer}: {e}"),
@@ -58,10 +86,158 @@ fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string())
 }
 
+/// Reads more into `buf` before `deadline`; `Ok(0)` at the client's end of stream.
+async fn read_more<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = async { r.read(&mut chunk).await }
+        .or(async {
+            smol::Timer::at(deadline).await;
+            Err(timed_out("deadline"))
+        })
+        .await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// How reading one request ended.
+enum Read {
+    Request(Head, Vec<u8>),
+    /// The client closed, or stayed idle, between requests: nothing to answer.
+    Gone,
+    /// Answer this and close.
+    Refused(Refusal),
+}
+
+/// Reads the next request from `r` (bytes already read are in `buf`; what follows the
+/// request stays there).
+async fn read_request<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
+    r: &mut R,
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    peer: SocketAddr,
+    bodies: &Arc<DataBudget>,
+) -> std::io::Result<(Read, Option<crate::smtp::budget::Reservation>)> {
+    // The head: an idle wait for its first byte, then HEAD_TIMEOUT for all of it.
+    let idle_end = Instant::now() + IDLE_TIMEOUT;
+    let mut head_end: Option<Instant> = (!buf.is_empty()).then(|| Instant::now() + HEAD_TIMEOUT);
+    let (head, len) = loop {
+        match wire::parse_head(buf) {
+            Parsed::Head(h, len) => break (h, len),
+            Parsed::Refused(r) => return Ok((Read::Refused(r), None)),
+            Parsed::Incomplete => {}
+        }
+        let deadline = head_end.unwrap_or(idle_end);
+        match read_more(r, buf, deadline).await {
+            Ok(0) => return Ok((Read::Gone, None)),
+            Ok(_) => {
+                head_end.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Ok(match head_end {
+                    None => (Read::Gone, None),
+                    Some(_) => {
+                        log::info!(
+                            "console: {peer} did not send a whole request head in {HEAD_TIMEOUT:?}"
+                        );
+                        (
+                            Read::Refused(Refusal {
+                                status: 408,
+                                message: format!(
+                                    "the request head did not arrive within {} seconds",
+                                    HEAD_TIMEOUT.as_secs()
+                                ),
+                            }),
+                            None,
+                        )
+                    }
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    buf.drain(..len);
+    if let Err(r) = wire::check_length(&head) {
+        return Ok((Read::Refused(r), None));
+    }
+    let declared = match head.framing {
+        Framing::Length(n) => n,
+        Framing::Chunked => wire::body_limit(&head.method, head.path()),
+    };
+    let Some(reservation) = bodies.reserve(declared as u64) else {
+        return Ok((
+            Read::Refused(Refusal {
+                status: 503,
+                message: "the console is busy receiving other requests; try again in a moment"
+                    .into(),
+            }),
+            None,
+        ));
+    };
+    if head.expects_continue {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        w.flush().await?;
+    }
+    let body_end =
+        Instant::now() + BODY_TIMEOUT + Duration::from_secs((declared / BODY_RATE) as u64);
+    let slow = || {
+        Read::Refused(Refusal {
+            status: 408,
+            message: format!(
+                "the request body did not arrive in time ({} seconds for {declared} bytes)",
+                (body_end - Instant::now()).as_secs()
+            ),
+        })
+    };
+    let body = match head.framing {
+        Framing::Length(n) => {
+            while buf.len() < n {
+                match read_more(r, buf, body_end).await {
+                    Ok(0) => return Ok((Read::Gone, None)),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Ok((slow(), None));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.drain(..n).collect()
+        }
+        Framing::Chunked => {
+            let mut chunked = Chunked::new(&head);
+            loop {
+                match chunked.feed(buf, &head) {
+                    Ok((used, done)) => {
+                        buf.drain(..used);
+                        if done {
+                            break chunked.body;
+                        }
+                    }
+                    Err(r) => return Ok((Read::Refused(r), None)),
+                }
+                match read_more(r, buf, body_end).await {
+                    Ok(0) => return Ok((Read::Gone, None)),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Ok((slow(), None));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    Ok((Read::Request(head, body), Some(reservation)))
+}
+
 async fn serve(
     acceptor: futures_rustls::TlsAcceptor,
     tcp: smol::net::TcpStream,
-    backend: &std::path::Path,
+    peer: SocketAddr,
+    backend: &Path,
+    bodies: &Arc<DataBudget>,
 ) -> std::io::Result<()> {
     let tls = acceptor
         .accept(tcp)
@@ -70,53 +246,83 @@ async fn serve(
             Err(timed_out("TLS handshake timed out"))
         })
         .await?;
-    let plain = UnixStream::connect(backend).await?;
-    let (mut tls_r, mut tls_w) = smol::io::split(tls);
-    let (mut plain_r, mut plain_w) = (plain.clone(), plain);
-    // Milliseconds since `start` of the last byte either way.
-    let start = Instant::now();
-    let activity = AtomicU64::new(0);
-    let touch = || activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    let upstream = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match tls_r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    touch();
-                    if plain_w.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        // The client is done sending (or gone): tell tiny-http, which finishes and closes.
-        let _ = plain_w.shutdown(std::net::Shutdown::Write);
-        smol::future::pending::<std::io::Result<()>>().await
-    };
-    let downstream = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = plain_r.read(&mut buf).await?;
-            if n == 0 {
+    let (mut r, mut w) = smol::io::split(tls);
+    let mut buf = Vec::new();
+    loop {
+        let (read, reservation) = read_request(&mut r, &mut w, &mut buf, peer, bodies).await?;
+        let (head, body) = match read {
+            Read::Request(h, b) => (h, b),
+            Read::Gone => break,
+            Read::Refused(refusal) => {
+                log::info!(
+                    "console: refused a request from {peer}: {} {}",
+                    refusal.status,
+                    refusal.message
+                );
+                w.write_all(&refusal.response())
+                    .or(async {
+                        smol::Timer::after(ANSWER_TIMEOUT).await;
+                        Err(timed_out("answer"))
+                    })
+                    .await?;
                 break;
             }
-            touch();
-            tls_w.write_all(&buf[..n]).await?;
-            tls_w.flush().await?;
+        };
+        let keep = head.keep_alive();
+        let request = head.forward(peer, &body);
+        drop(body);
+        drop(reservation);
+        relay(&request, backend, &mut w, keep)
+            .or(async {
+                smol::Timer::after(ANSWER_TIMEOUT).await;
+                Err(timed_out("the answer was not taken in time"))
+            })
+            .await?;
+        if !keep {
+            break;
         }
-        tls_w.close().await
-    };
-    let idle = async {
-        loop {
-            let due =
-                start + Duration::from_millis(activity.load(Ordering::Relaxed)) + IDLE_TIMEOUT;
-            if Instant::now() >= due {
-                return Err(timed_out("idle"));
-            }
-            smol::Timer::at(due).await;
+    }
+    w.flush().await?;
+    w.close().await
+}
+
+/// Sends one request to tiny-http on a connection of its own and pipes the answer back (its
+/// `Connection: close` taken out when the client's connection stays open).
+async fn relay<W: AsyncWriteExt + Unpin>(
+    request: &[u8],
+    backend: &Path,
+    w: &mut W,
+    keep: bool,
+) -> std::io::Result<()> {
+    let mut plain = UnixStream::connect(backend).await?;
+    plain.write_all(request).await?;
+    let mut answer = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let rest = loop {
+        let n = plain.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "the console closed without an answer",
+            ));
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        if let Some((head, len)) = wire::keep_open(&answer, keep) {
+            w.write_all(&head).await?;
+            break answer.split_off(len);
+        }
+        if answer.len() > wire::HEAD_MAX {
+            return Err(std::io::Error::other(
+                "the console's answer head is too long",
+            ));
         }
     };
-    // The connection ends when tiny-http closes its side, or when nothing moves for too long.
-    downstream.or(upstream).or(idle).await
+    w.write_all(&rest).await?;
+    loop {
+        let n = plain.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        w.write_all(&chunk[..n]).await?;
+    }
+    w.flush().await
 }

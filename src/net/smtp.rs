@@ -11,8 +11,7 @@ use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ pub struct Inbound {
     /// Sessions alive now (for draining).
     pub active: Arc<AtomicUsize>,
     /// Sessions per client address, so one host cannot take every slot.
-    pub per_client: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>,
+    pub per_client: super::PerClients,
     /// The data directory's free space: below its low water DATA is refused for the moment.
     pub disk: Arc<crate::disk::Disk>,
 }
@@ -95,40 +94,6 @@ impl Admission {
 /// `smtpd_client_connection_count_limit` is 50; a mail server replying to notifications needs
 /// a few). Loopback is exempt: it is the appliance itself, and its tools and benchmarks.
 pub const PER_CLIENT_MAX: u32 = 20;
-
-/// One session counted against its client address while it lives.
-struct PerClient {
-    map: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>,
-    ip: IpAddr,
-}
-
-impl PerClient {
-    /// `None` when the address already has [`PER_CLIENT_MAX`] sessions.
-    fn enter(map: &Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>, ip: IpAddr) -> Option<PerClient> {
-        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= PER_CLIENT_MAX && !ip.is_loopback() {
-            return None;
-        }
-        *n += 1;
-        Some(PerClient {
-            map: map.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for PerClient {
-    fn drop(&mut self) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Accepts until the task is dropped. `stop` closes when the service is shutting down.
 pub async fn serve(
@@ -211,7 +176,7 @@ async fn session(
     log.line("smtpd", format!("connect from {client}"));
     let now = Instant::now();
     let mut server = Server::new(ctx.config.clone(), ctx.policy.clone(), now);
-    let per_client = PerClient::enter(&ctx.per_client, peer.ip());
+    let per_client = super::PerClient::enter(&ctx.per_client, peer.ip(), PER_CLIENT_MAX);
     let permit = match (ctx.slots.try_acquire_arc(), &per_client) {
         (Some(_), None) => {
             server.refuse(Reply::new(
@@ -516,24 +481,6 @@ fn counts_text(c: &Counts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_client_address_cannot_take_every_slot() {
-        let map = Arc::new(std::sync::Mutex::new(HashMap::new()));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let held: Vec<_> = (0..PER_CLIENT_MAX)
-            .map(|_| PerClient::enter(&map, ip).unwrap())
-            .collect();
-        assert!(PerClient::enter(&map, ip).is_none());
-        assert!(PerClient::enter(&map, "192.0.2.8".parse().unwrap()).is_some());
-        drop(held);
-        assert!(PerClient::enter(&map, ip).is_some());
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let many: Vec<_> = (0..PER_CLIENT_MAX * 3)
-            .map(|_| PerClient::enter(&map, lo))
-            .collect();
-        assert!(many.iter().all(Option::is_some), "loopback is exempt");
-    }
 
     /// Past the bound a DATA waits for a place and gets the first one freed; one that waits too
     /// long goes ahead without.

@@ -447,3 +447,76 @@ fn cli_test_email_prints_the_transcript_and_exits_by_the_outcome() {
     assert_eq!(sh.received().len(), 1);
     h.stop();
 }
+
+/// Regression: a test email with a settings overlay could point smtp.address and smtp.port at
+/// another server with smtp.tls off and keep the saved password: a fake server received it in
+/// AUTH PLAIN. The saved password now goes only where it was saved for.
+#[test]
+fn the_saved_password_never_follows_an_overlay_to_another_server() {
+    let dir = TempDir::new("out-exfiltrate");
+    let pki = Pki::new(&dir);
+    let sh = Smarthost::tls_with_auth(&dir, "auth", &pki, "starttls", "PLAIN,LOGIN");
+    let h = start_herald(
+        &dir,
+        &format!(
+            "address = \"localhost\"\nport = {}\ntls = \"starttls-required\"\nca_file = \"{}\"\nauthentication = \"plain\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+            sh.port,
+            arg(&pki.ca_file)
+        ),
+    );
+    // The attacker's server: it would take any connection.
+    let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    evil.set_nonblocking(true).unwrap();
+    let evil_port = evil.local_addr().unwrap().port();
+    for overlay in [
+        json!({"smtp": {"address": "127.0.0.1", "port": evil_port.to_string(), "tls": "off"}}),
+        json!({"smtp": {"port": evil_port.to_string()}}),
+        json!({"smtp": {"tls_verify": false}}),
+        json!({"smtp": {"authentication": "login"}}),
+        json!({"smtp": {"address": "127.0.0.1", "password": "********"}}),
+    ] {
+        let (code, body) = h.control_request(
+            "POST",
+            "/manage/v1/email/test",
+            &[],
+            Some(&json!({"to": TO, "settings": overlay}).to_string()),
+        );
+        assert_eq!(code, 400, "{overlay}: {body}");
+        let j: Json = serde_json::from_str(&body).unwrap();
+        let e = j["errors"]["smtp.password"].as_str().unwrap();
+        assert!(
+            e.starts_with("type the password to test with these settings"),
+            "{e}"
+        );
+        assert!(!body.contains(PASSWORD));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        evil.accept().is_err(),
+        "nothing connected to the other server"
+    );
+    // The saved settings themselves, or an overlay that leaves the path alone, still test.
+    assert_sent(&test_email(&h, json!({})));
+    assert_sent(&test_email(
+        &h,
+        json!({"smtp": {"domain": "other.example"}}),
+    ));
+    // With the password typed, the test goes wherever it is pointed.
+    evil.set_nonblocking(false).unwrap();
+    let connected = std::thread::spawn(move || evil.accept().map(|_| ()));
+    let (code, body) = h.control_request(
+        "POST",
+        "/manage/v1/email/test",
+        &[],
+        Some(
+            &json!({"to": TO, "settings": {"smtp": {"address": "127.0.0.1", "port": evil_port.to_string(), "tls": "off", "password": "typed-again"}}})
+                .to_string(),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    connected
+        .join()
+        .unwrap()
+        .expect("the test connects when the password is typed");
+    h.stop();
+}
