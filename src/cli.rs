@@ -16,7 +16,9 @@ usage:
   herald config get KEY --reveal             print api.token or replies.webhook_secret in the clear,
                                              for the application's set-up
   herald config set KEY VALUE [KEY VALUE ...] [--data DIR]
-                                             save pending values (validated together)
+                                             save pending values (validated together); a VALUE
+                                             of - is read from standard input (one line), so a
+                                             password stays out of argv and shell history
   herald test-email TO [--data DIR]          send the test email with the current settings (pending
                                              values included); print the SMTP transcript; exit 0
                                              only when the server accepted it
@@ -263,9 +265,21 @@ fn reveal(data: &std::path::Path, key: &str) -> Result<(), Outcome> {
 
 fn config_set(data: &std::path::Path, pairs: &[&str]) -> Result<(), Outcome> {
     let mut body = serde_json::Map::new();
+    if pairs.chunks(2).filter(|kv| kv[1] == "-").count() > 1 {
+        return Err(Outcome::Failed(
+            "only one value can be read from standard input (-)".into(),
+        ));
+    }
     for kv in pairs.chunks(2) {
+        // `-`: the value comes from standard input, so a password stays out of argv (where any
+        // user sees it with ps) and out of the shell's history.
+        let value = if kv[1] == "-" {
+            read_value(kv[0])?
+        } else {
+            kv[1].to_string()
+        };
         if body
-            .insert(kv[0].to_string(), Json::String(kv[1].to_string()))
+            .insert(kv[0].to_string(), Json::String(value))
             .is_some()
         {
             return Err(Outcome::Failed(format!("{} is given twice", kv[0])));
@@ -292,6 +306,38 @@ fn config_set(data: &std::path::Path, pairs: &[&str]) -> Result<(), Outcome> {
         }
         _ => Err(Outcome::Failed(error_text(&reply))),
     }
+}
+
+/// One line from standard input, its line end taken off; typed at a terminal, without echo.
+fn read_value(key: &str) -> Result<String, Outcome> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let typed = stdin.is_terminal();
+    let old = typed
+        .then(|| rustix::termios::tcgetattr(&stdin).ok())
+        .flatten();
+    if let Some(old) = &old {
+        eprint!("{key}: ");
+        let _ = std::io::stderr().flush();
+        let mut quiet = old.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(old) = &old {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, old);
+        eprintln!();
+    }
+    read.map_err(|e| Outcome::Failed(format!("cannot read {key} from standard input: {e}")))?;
+    let value = line.strip_suffix('\n').unwrap_or(&line);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() && line.is_empty() {
+        return Err(Outcome::Failed(format!(
+            "no value for {key} on standard input (give it as one line)"
+        )));
+    }
+    Ok(value.to_string())
 }
 
 fn test_email(data: &std::path::Path, to: &str) -> Result<(), Outcome> {

@@ -326,15 +326,17 @@ async fn drive(
                     *conn = Conn::Tls(Box::new(tls));
                     server.tls_started(Instant::now());
                 }
-                Event::Deliver(env) => {
+                Event::Deliver(mut env) => {
                     crate::failpoint::message("smtp", &env.data);
                     let message_id = crate::inbound::message_id(&env.data);
+                    let size = env.data.len();
                     let stored = ctx
                         .spool
                         .store(Incoming {
                             mail_from: &env.mail_from,
                             rcpts: &env.rcpts,
-                            data: &env.data,
+                            // Moved, not copied: the body's memory is what its budget counted.
+                            data: std::mem::take(&mut env.data),
                             tls: env.tls,
                             client,
                             helo: &env.helo,
@@ -343,7 +345,7 @@ async fn drive(
                         .await;
                     match stored {
                         Ok((id, _)) => {
-                            log_accepted(&ctx.maillog, client, &id.to_string(), &env, message_id.as_deref());
+                            log_accepted(&ctx.maillog, client, &id.to_string(), &env, size, message_id.as_deref());
                             server.stored(Ok(id.to_string()), Instant::now());
                         }
                         Err(e) => {
@@ -405,6 +407,7 @@ fn log_accepted(
     client: &str,
     id: &str,
     env: &crate::smtp::server::Envelope,
+    size: usize,
     message_id: Option<&str>,
 ) {
     let mut lines = vec![
@@ -418,7 +421,7 @@ fn log_accepted(
             format!(
                 "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
                 env.mail_from,
-                env.data.len(),
+                size,
                 env.rcpts.len()
             ),
         ),

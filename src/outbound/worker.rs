@@ -8,6 +8,7 @@
 use super::queue::{Record, Status};
 use super::session::{Session, Target};
 use crate::app::App;
+use crate::bounded::{ERROR_MAX, bounded};
 use crate::settings::Settings;
 use crate::smtp::client::{Failure, Kind, Timeouts};
 use crate::wake::Outcomes;
@@ -362,13 +363,15 @@ impl Worker {
                 rec.status = Status::Sent;
                 rec.sent_at = Some(crate::clock::rfc3339(SystemTime::now()));
                 rec.last_error = None;
-                rec.smtp_reply = Some(reply.to_string());
+                rec.smtp_reply = Some(bounded(reply, ERROR_MAX));
                 ("sent", "2.0.0".to_string(), reply.to_string())
             }
             Err(f) => {
                 let expired = now - rec.created_ms >= GIVE_UP.as_millis() as i64;
-                rec.last_error = Some(format!("{}: {}", super::testmail::headline(f), f.detail));
-                rec.smtp_reply = f.reply.as_ref().map(|r| r.one_line());
+                // The server's text is copied: bounded (a reply may be 128 lines of 2 KiB).
+                let why = format!("{}: {}", super::testmail::headline(f), f.detail);
+                rec.last_error = Some(bounded(&why, ERROR_MAX));
+                rec.smtp_reply = f.reply.as_ref().map(|r| bounded(&r.one_line(), ERROR_MAX));
                 if f.permanent && !matches!(f.kind, Kind::Auth | Kind::Config) || expired {
                     rec.status = Status::Failed;
                     let text = if expired && !f.permanent {
@@ -391,8 +394,10 @@ impl Worker {
         let mut lines = vec![(
             "smtp",
             format!(
-                "{}: to=<{}>, relay={relay_text}, delay={delay:.2}, dsn={dsn}, status={status} ({text})",
-                rec.id, rec.to
+                "{}: to=<{}>, relay={relay_text}, delay={delay:.2}, dsn={dsn}, status={status} ({})",
+                rec.id,
+                rec.to,
+                bounded(&text, ERROR_MAX)
             ),
         )];
         if status != "deferred" {

@@ -318,7 +318,7 @@ impl Processor {
             }
             Outcome::Retry(why) => {
                 new.attempts += 1;
-                new.last_error = Some(why.clone());
+                new.last_error = Some(crate::bounded::bounded(why, crate::bounded::ERROR_MAX));
                 let received = received_ms(&old);
                 if crate::clock::now_ms() - received >= GIVE_UP.as_millis() as i64 {
                     new.status = "failed:webhook".into();
@@ -365,7 +365,7 @@ impl Processor {
         let parsed = match parsed {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                rec.last_error = Some(e);
+                rec.last_error = Some(crate::bounded::bounded(&e, crate::bounded::ERROR_MAX));
                 return done("failed:unparseable");
             }
             Err(panic) => {

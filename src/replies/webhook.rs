@@ -163,6 +163,11 @@ pub fn reusable(answer: &[u8]) -> Option<bool> {
         let Some(code) = status.next().and_then(|c| c.parse::<u16>().ok()) else {
             return Some(false);
         };
+        // Found by fuzzing: an interim answer with a garbled status line was skipped as if
+        // it were one, so the connection counted as reusable where `status` saw no answer.
+        if !version.starts_with("HTTP/1.") || !(100..600).contains(&code) {
+            return Some(false);
+        }
         if (100..200).contains(&code) {
             rest = &rest[head_end..];
             continue;
@@ -536,6 +541,9 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
             "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            // Regression (fuzzing): a garbled interim status line was skipped as an interim.
+            "HTT\0?1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 099 Odd\r\n\r\n",
         ] {
             assert_eq!(r(closed), Some(false), "{closed}");
         }

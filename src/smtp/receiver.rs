@@ -182,6 +182,21 @@ impl DataReceiver {
         self.limit
     }
 
+    /// Bytes the body may hold without growing (what its budget reservation must cover).
+    pub fn capacity(&self) -> usize {
+        self.body.capacity()
+    }
+
+    /// Makes room for `to` bytes of body in all, exactly: the caller has reserved them from the
+    /// memory budget, and the body never grows past it by itself (a `Vec` doubling on its own
+    /// held up to twice what was counted).
+    pub fn grow_capacity(&mut self, to: usize) {
+        let to = to.min(self.limit);
+        if to > self.body.capacity() {
+            self.body.reserve_exact(to - self.body.len());
+        }
+    }
+
     /// Stores nothing more (the memory budget ran out); the rest is read and dropped.
     pub fn stop_storing(&mut self) {
         self.limit = self.body.len();

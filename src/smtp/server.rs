@@ -242,15 +242,26 @@ impl Server {
                     n
                 }
                 Mode::Data(rx) => {
-                    // Hold budget for what this read may add before storing it, a chunk at a time.
-                    let want = (rx.stored() + input.len()).min(rx.limit()) as u64;
-                    if let Some(res) = self.reservation.as_mut()
+                    // Before this read is stored, the body's buffer must hold it, and every byte
+                    // of the buffer (not only of the body) is reserved from the budget: it
+                    // grows by doubling, at least a chunk, and falls back to just enough.
+                    let want = (rx.stored() + input.len()).min(rx.limit());
+                    if want > rx.capacity()
                         && !self.starved
-                        && !res.grow_to(want.div_ceil(BUDGET_CHUNK) * BUDGET_CHUNK)
-                        && !res.grow_to(want)
+                        && let Some(res) = self.reservation.as_mut()
                     {
-                        self.starved = true;
-                        rx.stop_storing();
+                        let roomy = want
+                            .max(rx.capacity() * 2)
+                            .max(BUDGET_CHUNK as usize)
+                            .min(rx.limit());
+                        if res.grow_to(roomy as u64) {
+                            rx.grow_capacity(roomy);
+                        } else if res.grow_to(want as u64) {
+                            rx.grow_capacity(want);
+                        } else {
+                            self.starved = true;
+                            rx.stop_storing();
+                        }
                     }
                     let (n, done) = rx.feed(input);
                     if done {
@@ -345,9 +356,6 @@ impl Server {
         self.mode = Mode::Command;
     }
 
-    /// The adapter admits the message DATA asked to send ([`Event::Admit`]): `354`, and any bytes
-    /// that came early are taken as the message's; or `452 4.3.1` when the memory all sessions'
-    /// DATA shares is spent (the transaction stays, for the client to try DATA again).
     /// The adapter cannot take a message now (the disk is nearly full): DATA is answered with
     /// `reply`, a 4xx the client retries on, and the session goes on.
     pub fn not_admitted(&mut self, reply: Reply, now: Instant) {
@@ -361,6 +369,9 @@ impl Server {
         self.process(&pending, now);
     }
 
+    /// The adapter admits the message DATA asked to send ([`Event::Admit`]): `354`, and any bytes
+    /// that came early are taken as the message's; or `452 4.3.1` when the memory all sessions'
+    /// DATA shares is spent (the transaction stays, for the client to try DATA again).
     pub fn admitted(&mut self, now: Instant) {
         let Mode::Admitting(limit) = self.mode else {
             return;
@@ -376,7 +387,9 @@ impl Server {
                     vec!["End data with <CR><LF>.<CR><LF>".into()],
                 ));
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                self.mode = Mode::Data(DataReceiver::new(limit));
+                let mut rx = DataReceiver::new(limit);
+                rx.grow_capacity(BUDGET_CHUNK as usize);
+                self.mode = Mode::Data(rx);
             }
             // Not the client's mistake: it retries later.
             None => self.reply(Reply::new(

@@ -239,3 +239,40 @@ fn a_message_that_outgrows_the_budget_gets_452_and_gives_it_back() {
     s.raw(b"small\r\n.\r\n");
     assert_eq!(s.stored.len(), 1);
 }
+
+/// Regression: the budget counted the body's bytes, but its buffer grew by doubling on its own,
+/// so real memory reached about twice what was reserved. Every byte of the buffer is counted now.
+#[test]
+fn the_budget_counts_the_bodys_whole_buffer() {
+    let mut cfg = config();
+    cfg.max_message_size = 4_000_000;
+    cfg.budget = super::budget::DataBudget::new(64 << 20);
+    let budget = cfg.budget.clone();
+    let mut s = Session::new(cfg);
+    s.ehlo();
+    s.cmd("MAIL FROM:<a@b.example>", "250");
+    s.cmd("RCPT TO:<ok@reply.example.test>", "250");
+    s.cmd("DATA", "354");
+    let line = [b'x'; 998];
+    let mut sent = 0;
+    while sent < 3_000_000 {
+        let mut read = line.to_vec();
+        read.extend_from_slice(b"\r\n");
+        sent += read.len();
+        s.s.receive(&read, s.now);
+        assert!(s.s.poll_event().is_none());
+    }
+    s.s.receive(b".\r\n", s.now);
+    let Some(Event::Deliver(env)) = s.s.poll_event() else {
+        panic!("no message")
+    };
+    assert_eq!(env.data.len(), sent);
+    assert!(
+        budget.used() as usize >= env.data.capacity(),
+        "{} reserved for a buffer of {}",
+        budget.used(),
+        env.data.capacity()
+    );
+    s.s.stored(Ok("Q".into()), s.now);
+    assert_eq!(budget.used(), 0);
+}

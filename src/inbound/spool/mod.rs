@@ -87,7 +87,8 @@ pub struct Update {
 pub struct Incoming<'a> {
     pub mail_from: &'a str,
     pub rcpts: &'a [(String, bool)],
-    pub data: &'a [u8],
+    /// The body, handed over: it goes into the commit as it is, not copied.
+    pub data: Vec<u8>,
     pub tls: bool,
     pub client: &'a str,
     pub helo: &'a str,
@@ -173,7 +174,7 @@ impl Spool {
             }
             records.push(rec);
         }
-        writes.push((key(DATA, id, None), m.data.to_vec()));
+        writes.push((key(DATA, id, None), m.data));
         let committing = self.inflight.enter(id.0);
         self.durable.commit(&self.tree, writes).await?;
         drop(committing);

@@ -15,11 +15,11 @@ fn open(db: &sled::Db, dir: Option<&std::path::Path>) -> Arc<Spool> {
     Spool::open(db, Durable::open(db, on_disk).unwrap()).unwrap()
 }
 
-fn incoming<'a>(rcpts: &'a [(String, bool)], data: &'a [u8]) -> Incoming<'a> {
+fn incoming<'a>(rcpts: &'a [(String, bool)], data: &[u8]) -> Incoming<'a> {
     Incoming {
         mail_from: "a@b.example",
         rcpts,
-        data,
+        data: data.to_vec(),
         tls: true,
         client: "unknown[127.0.0.1]",
         helo: "c.example",
