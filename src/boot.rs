@@ -152,6 +152,19 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .map_err(|e| other("reply queue", &e))?;
     let queue = crate::outbound::queue::Queue::open(&db, durable.clone())
         .map_err(|e| other("notification queue", &e))?;
+    // The logs' own folder, narrowed too if an older herald made it wider (each log narrows
+    // the folder it is in).
+    let logs = data_dir.join(paths::LOGS);
+    if let Err(e) = fs::DirBuilder::new()
+        .mode(crate::logfile::DIR_MODE)
+        .create(&logs)
+        .or_else(|e| if logs.is_dir() { Ok(()) } else { Err(e) })
+        .and_then(|()| {
+            fs::set_permissions(&logs, fs::Permissions::from_mode(crate::logfile::DIR_MODE))
+        })
+    {
+        log::warn!("cannot make {} owner-and-group only: {e}", logs.display());
+    }
     let maillog = crate::maillog::MailLog::open(
         &data_dir.join(paths::MAIL_LOG),
         &applied.settings.hostname,

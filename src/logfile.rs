@@ -164,13 +164,18 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Makes the folders of `path` (0750) and opens it for appending (0640).
+/// Makes the folders of `path` (0750; its own folder narrowed to that if it was made wider
+/// before) and opens it for appending (0640).
 fn open(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(DIR_MODE)
             .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & !DIR_MODE != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & DIR_MODE))?;
+        }
     }
     let f = OpenOptions::new()
         .append(true)
@@ -219,10 +224,13 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "old\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let folder = path.parent().unwrap();
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
         let log = LogFile::open(&path, Rotation::default());
         log.append(b"new\n");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o640);
+        assert_eq!(mode(path.parent().unwrap()), 0o750);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");
         let fresh = d.join("c/y.log");
         LogFile::open(&fresh, Rotation::default()).append(b"x\n");
