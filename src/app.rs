@@ -46,6 +46,9 @@ pub struct App {
     /// The reply-address MAC key.
     pub reply_key: ReplyKey,
     pub started: Instant,
+    /// Configuration runs: their records, and where a requested run is handed to the service.
+    pub runs: crate::supervisor::runs::Runs,
+    pub run_requests: smol::channel::Sender<u64>,
     pub auth: crate::console::auth::AuthCache,
 }
 

@@ -50,6 +50,8 @@ impl std::fmt::Display for BootError {
 pub struct Booted {
     pub app: Arc<App>,
     pub profile: Profile,
+    /// Where the service takes the runs asked for (`App::run_requests` sends them).
+    pub run_requests: smol::channel::Receiver<u64>,
     _lock: File,
 }
 
@@ -174,8 +176,13 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         crate::logfile::LogFile::open(&data_dir.join(paths::UNICORN_LOG), Default::default());
 
     let disk = Arc::new(crate::disk::Disk::new(&data_dir));
+    let runs = crate::supervisor::runs::Runs::open(&db).map_err(|e| other("runs", &e))?;
+    let (run_requests, requested) = smol::channel::bounded(4);
     Ok(Booted {
+        run_requests: requested,
         app: Arc::new(App {
+            runs,
+            run_requests,
             disk,
             data_dir,
             db,

@@ -19,6 +19,8 @@ usage:
                                              save pending values (validated together); a VALUE
                                              of - is read from standard input (one line), so a
                                              password stays out of argv and shell history
+  herald config apply [--wait] [--data DIR]   start a configuration run of the saved settings; with
+                                             --wait follow it and exit 0 only if it succeeds
   herald test-email TO [--data DIR]          send the test email with the current settings (pending
                                              values included); print the SMTP transcript; exit 0
                                              only when the server accepted it
@@ -59,6 +61,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if flags.reveal && !matches!(words.as_slice(), ["config", "get", _]) {
         return usage_error("--reveal goes with `config get KEY`");
     }
+    if flags.wait && !matches!(words.as_slice(), ["config", "apply"]) {
+        return usage_error("--wait goes with `config apply`");
+    }
     match words.as_slice() {
         ["run"] => {
             crate::logging::init();
@@ -67,6 +72,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         ["config", "get"] => finish(config_get(&data, None)),
         ["config", "get", key] if flags.reveal => finish(reveal(&data, key)),
         ["config", "get", key] => finish(config_get(&data, Some(key))),
+        ["config", "apply"] => finish(config_apply(&data, flags.wait)),
         ["config", "set", pairs @ ..] if !pairs.is_empty() && pairs.len() % 2 == 0 => {
             finish(config_set(&data, pairs))
         }
@@ -89,6 +95,7 @@ struct Flags {
     config: Option<PathBuf>,
     data: Option<PathBuf>,
     reveal: bool,
+    wait: bool,
 }
 
 /// Pulls `--config FILE` and `--data DIR` (also `--flag=value`) out of the arguments.
@@ -97,6 +104,7 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
         config: None,
         data: None,
         reveal: false,
+        wait: false,
     };
     let mut words = Vec::new();
     let mut it = args.iter();
@@ -112,6 +120,10 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
         };
         if a == "--reveal" {
             flags.reveal = true;
+            continue;
+        }
+        if a == "--wait" {
+            flags.wait = true;
             continue;
         }
         let slot = match name {
@@ -210,10 +222,19 @@ fn config_get(data: &std::path::Path, key: Option<&str>) -> Result<(), Outcome> 
     }
     let doc = reply.json()?;
     let entries = doc["keys"].as_array().cloned().unwrap_or_default();
+    // A key, or a section (`smtp`): every key in it, as `key=value` lines.
+    let section = key.map(|k| format!("{k}."));
     let selected: Vec<&Json> = match key {
         None => entries.iter().collect(),
         Some(k) => {
-            let hit: Vec<&Json> = entries.iter().filter(|e| e["key"] == k).collect();
+            let mut hit: Vec<&Json> = entries.iter().filter(|e| e["key"] == k).collect();
+            if hit.is_empty() {
+                let prefix = section.as_deref().unwrap_or_default();
+                hit = entries
+                    .iter()
+                    .filter(|e| e["key"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                    .collect();
+            }
             if hit.is_empty() {
                 return Err(Outcome::Failed(format!(
                     "unknown setting `{k}` (see `herald config get` for the list)"
@@ -222,10 +243,11 @@ fn config_get(data: &std::path::Path, key: Option<&str>) -> Result<(), Outcome> 
             hit
         }
     };
+    let one = selected.len() == 1 && key.is_some_and(|k| selected[0]["key"] == k);
     for e in selected {
         let value = shown(&e["value"]);
         let pending = e["pending"].as_bool().unwrap_or(false);
-        if key.is_some() {
+        if one {
             println!("{value}");
             if pending {
                 eprintln!("(pending: applied value is {:?})", shown(&e["applied"]));
@@ -298,7 +320,7 @@ fn config_set(data: &std::path::Path, pairs: &[&str]) -> Result<(), Outcome> {
                 let secret = crate::settings::key_def(kv[0]).is_some_and(|d| d.secret);
                 let shown = if secret { crate::settings::MASK } else { kv[1] };
                 println!(
-                    "{}={shown}  # saved as pending; takes effect at the next restart",
+                    "{}={shown}  # saved as pending; `herald config apply` puts it in force",
                     kv[0]
                 );
             }
@@ -338,6 +360,72 @@ fn read_value(key: &str) -> Result<String, Outcome> {
         )));
     }
     Ok(value.to_string())
+}
+
+/// Starts a configuration run; with `wait`, prints its steps as they end and succeeds only if
+/// the run does.
+fn config_apply(data: &std::path::Path, wait: bool) -> Result<(), Outcome> {
+    let reply = control::request(data, "POST", "/manage/v1/config/apply", None)?;
+    if reply.status != 202 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    let id = reply.json()?["run_id"].as_u64().unwrap_or(0);
+    println!("configuration run {id} started");
+    if !wait {
+        println!(
+            "follow it with `herald config apply --wait` or GET /manage/v1/config/apply?run_id={id}"
+        );
+        return Ok(());
+    }
+    let mut shown_steps = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let reply = control::request(
+            data,
+            "GET",
+            &format!("/manage/v1/config/apply?run_id={id}"),
+            None,
+        )?;
+        if reply.status != 200 {
+            return Err(Outcome::Failed(error_text(&reply)));
+        }
+        let run = reply.json()?;
+        let steps = run["steps"].as_array().cloned().unwrap_or_default();
+        for step in &steps[shown_steps.min(steps.len())..] {
+            if step["status"] == "running" {
+                break;
+            }
+            println!(
+                "  {:<14} {:<11} {}",
+                shown(&step["name"]),
+                shown(&step["status"]),
+                shown(&step["message"])
+            );
+            shown_steps += 1;
+        }
+        match run["status"].as_str() {
+            Some("success") => {
+                println!(
+                    "run {id}: success in {} ms",
+                    run["took_ms"].as_u64().unwrap_or(0)
+                );
+                return Ok(());
+            }
+            Some("failed") => {
+                return Err(Outcome::Failed(format!(
+                    "run {id} failed: {}; the settings in force are unchanged",
+                    shown(&run["error"])
+                )));
+            }
+            _ => {}
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Outcome::Failed(format!(
+                "run {id} is still running after 300 s"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn test_email(data: &std::path::Path, to: &str) -> Result<(), Outcome> {

@@ -7,7 +7,8 @@
 //! - [`cli`]: the command line; `run` boots, everything else talks to [`control`].
 //! - [`boot`]: checks the config file, takes the data directory, imports settings, makes the
 //!   first-boot secrets.
-//! - [`service`]: the running process: listeners, signals, drain, exit.
+//! - [`service`]: the running process: the live services (`service::live`), signals, drain, exit.
+//! - [`supervisor`]: configuration runs: validate, swap, check, apply or put back.
 //! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
 //! - [`console`]: the HTTP router (manage API, application API) and its tiny-http adapters.
 //! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server and client state machines.
@@ -28,6 +29,7 @@
 //! - [`retention`]: finished records removed after `retention.days`.
 //! - [`wake`]: how the background workers wait between rounds.
 //! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
+//! - [`x509`]: what a certificate says (subject, issuer, names, expiry), read from its DER.
 //! - [`failpoint`]: failures tests inject into a `--features failpoints` build.
 //! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
 
@@ -59,8 +61,10 @@ pub mod retention;
 pub mod service;
 pub mod settings;
 pub mod smtp;
+pub mod supervisor;
 pub mod wake;
 pub mod watch;
+pub mod x509;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -161,7 +161,7 @@ fn a_value_given_as_dash_is_read_from_standard_input() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "smtp.password=********  # saved as pending; takes effect at the next restart"
+        "smtp.password=********  # saved as pending; `herald config apply` puts it in force"
     );
     assert!(!stdout(&o).contains("s3cret") && !stderr(&o).contains("s3cret"));
     // The saved value is the one from stdin: a test email against a server that checks it is

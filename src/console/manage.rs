@@ -26,6 +26,15 @@ pub fn route(app: &App, req: &Request) -> Response {
             "GET" => get_secret(app, req),
             _ => method_not_allowed(req, "GET"),
         },
+        "/manage/v1/config/apply" => match req.method.as_str() {
+            "POST" => super::apply::start(app, req),
+            "GET" => super::apply::status(app, req),
+            _ => method_not_allowed(req, "GET, POST"),
+        },
+        "/manage/v1/config/apply/events" => match req.method.as_str() {
+            "GET" => super::apply::events(app, req),
+            _ => method_not_allowed(req, "GET"),
+        },
         "/manage/v1/email/test" => match req.method.as_str() {
             "POST" => super::email::test(app, req),
             _ => method_not_allowed(req, "POST"),

@@ -7,6 +7,7 @@
 //! `api_key:<console password>` and `/api/v1/*` the bearer `api.token`.
 
 mod api;
+mod apply;
 pub mod auth;
 mod email;
 mod manage;

@@ -38,7 +38,12 @@ fn app() -> Arc<App> {
         crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example", Default::default());
     let unicorn = crate::logfile::LogFile::open(&dir.join("unicorn.log"), Default::default());
     std::fs::create_dir_all(&dir).unwrap();
+    let (run_requests, requested) = smol::channel::bounded(4);
+    // No service takes them here: the run stays requested.
+    std::mem::forget(requested);
     Arc::new(App {
+        runs: crate::supervisor::runs::Runs::open(&db).unwrap(),
+        run_requests,
         disk: Arc::new(crate::disk::Disk::new(&dir)),
         data_dir: dir,
         queue,

@@ -38,15 +38,18 @@ pub const PER_CLIENT_MAX: u32 = 16;
 /// Request bodies all connections may hold at once; past it a request gets `503`.
 const BODIES_IN_FLIGHT: u64 = 16 << 20;
 
+/// The console's TLS identity, swapped by a configuration run while connections are served
+/// (each connection takes the one in force when it arrives).
+pub type Identity = Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>;
+
 /// Accepts connections until the task is dropped (dropping the executor drops every
 /// connection).
 pub async fn run(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    listener: Arc<TcpListener>,
+    tls: Identity,
     backend: PathBuf,
     ex: Arc<smol::Executor<'static>>,
 ) {
-    let acceptor = futures_rustls::TlsAcceptor::from(tls);
     let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
     let per_client = super::PerClient::map();
     let bodies = DataBudget::new(BODIES_IN_FLIGHT);
@@ -65,7 +68,10 @@ pub async fn run(
             drop(tcp);
             continue;
         };
-        let (acceptor, backend, bodies) = (acceptor.clone(), backend.clone(), bodies.clone());
+        let acceptor = futures_rustls::TlsAcceptor::from(
+            tls.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        );
+        let (backend, bodies) = (backend.clone(), bodies.clone());
         ex.spawn(async move {
             let _held = (permit, counted);
             let run = std::panic::AssertUnwindSafe(serve(acceptor, tcp, peer, &backend, &bodies));

@@ -97,7 +97,7 @@ pub const PER_CLIENT_MAX: u32 = 20;
 
 /// Accepts until the task is dropped. `stop` closes when the service is shutting down.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     ctx: Arc<Inbound>,
     ex: Arc<smol::Executor<'static>>,
     stop: smol::channel::Receiver<()>,

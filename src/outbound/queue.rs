@@ -150,6 +150,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Wakes the worker that reads this queue (settings changed under it).
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
     pub fn get(&self, id: u64) -> Result<Option<Record>, String> {
         match self.tree.get(key(RECORD, id)).map_err(|e| e.to_string())? {
             None => Ok(None),

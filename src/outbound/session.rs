@@ -29,6 +29,8 @@ pub struct Target {
     pub port: u16,
     pub client: ClientConfig,
     pub tls: Arc<rustls::ClientConfig>,
+    /// With a transcript: the certificate the server shows, to say in it what it was.
+    pub seen: Option<Arc<super::tls::Seen>>,
 }
 
 impl Target {
@@ -45,7 +47,15 @@ impl Target {
                 "smtp.address is empty: enter the SMTP server's address".into(),
             ));
         }
-        let tls = super::tls::client_config(&s.smtp).map_err(config_error)?;
+        let (tls, seen) = if transcript {
+            let (tls, seen) = super::tls::client_config_seen(&s.smtp).map_err(config_error)?;
+            (tls, Some(seen))
+        } else {
+            (
+                super::tls::client_config(&s.smtp).map_err(config_error)?,
+                None,
+            )
+        };
         let mechanism = match s.smtp.authentication {
             Auth::None => None,
             Auth::Plain => Some(Mechanism::Plain),
@@ -72,6 +82,7 @@ impl Target {
                 transcript,
             },
             tls,
+            seen,
         })
     }
 }
@@ -90,6 +101,7 @@ pub struct Session {
     /// `host[ip]:port`, as Postfix names a relay in mail.log.
     pub relay: String,
     tls: Arc<rustls::ClientConfig>,
+    seen: Option<Arc<super::tls::Seen>>,
     buf: Vec<u8>,
     /// The conversation so far in unicorn.log's form, when the target asked for it.
     pub transcript: Vec<String>,
@@ -191,11 +203,22 @@ impl Session {
             host: target.host.clone(),
             relay,
             tls: target.tls.clone(),
+            seen: target.seen.clone(),
             buf: vec![0u8; READ_BUFFER],
             transcript,
         };
-        if implicit && let Err(f) = session.handshake().await {
-            return Err(session.open_error(f));
+        if implicit {
+            // Implicit TLS: the transcript says the connection is encrypted from the start.
+            match session.handshake().await {
+                Ok(()) => {
+                    session.note("TLS connection started".into());
+                    session.note_certificate("Certificate");
+                }
+                Err(f) => {
+                    session.note_tls_failure(&f);
+                    return Err(session.open_error(f));
+                }
+            }
         }
         match session.run(true).await {
             Event::Ready => Ok(session),
@@ -264,6 +287,11 @@ impl Session {
         }
     }
 
+    /// Whether the session runs over TLS (implicit or after STARTTLS).
+    pub fn tls_active(&self) -> bool {
+        self.client.tls_active()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.client.is_ready()
     }
@@ -289,6 +317,7 @@ impl Session {
                 })
                 .await;
         }
+        self.note("Connection closed".into());
         self.transcript
     }
 
@@ -303,7 +332,36 @@ impl Session {
         self.transcript.extend(said.iter().map(transcript_line));
     }
 
+    /// A line of herald's own in the transcript (not said on the wire).
+    fn note(&mut self, line: String) {
+        if self.seen.is_some() {
+            self.transcript.push(line);
+        }
+    }
+
+    /// What the certificate the server showed says, as `what: …`.
+    fn note_certificate(&mut self, what: &str) {
+        let Some(der) = self.seen.as_ref().and_then(|s| s.take()) else {
+            return;
+        };
+        let now = crate::clock::unix_millis(std::time::SystemTime::now()) / 1000;
+        let text = match crate::x509::summary(&der) {
+            Some(s) => s.describe(now),
+            None => "a certificate herald cannot read".into(),
+        };
+        self.note(format!("{what}: {text}"));
+    }
+
+    /// A failed handshake in the transcript: why, and the certificate that was refused.
+    fn note_tls_failure(&mut self, f: &Failure) {
+        self.note(format!("TLS handshake failed: {}", f.detail));
+        self.note_certificate("Certificate shown");
+    }
+
     /// Writes what the machine has to say (a polite QUIT after a failure), ignoring errors.
+    /// With a transcript, the server's answer to that QUIT is read too (the machine has closed:
+    /// read here, at most 2 s), so the transcript ends with it, or with the connection closing,
+    /// and not with a QUIT that reads like a hang.
     async fn flush_quietly(&mut self) {
         let out = self.client.take_output();
         if !out.is_empty() {
@@ -316,6 +374,43 @@ impl Session {
                 .await;
         }
         self.collect_transcript();
+        if self.seen.is_none() {
+            return;
+        }
+        let said_quit = self
+            .transcript
+            .last()
+            .is_some_and(|l| *l == transcript_line(&Said::Sent("QUIT\r\n".into())));
+        if said_quit {
+            let mut answer = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                let got = async { Some(self.read().await) }
+                    .or(async {
+                        smol::Timer::at(deadline).await;
+                        None
+                    })
+                    .await;
+                match got {
+                    Some(Ok(n)) if n > 0 => answer.extend_from_slice(&self.buf[..n]),
+                    _ => break,
+                }
+                let last_line_done = answer.ends_with(b"\n")
+                    && answer
+                        .split(|&b| b == b'\n')
+                        .rev()
+                        .nth(1)
+                        .is_some_and(|l| l.get(3) != Some(&b'-'));
+                if last_line_done || answer.len() > 4096 {
+                    break;
+                }
+            }
+            for line in String::from_utf8_lossy(&answer).lines() {
+                let line = format!("{}\r\n", line.trim_end_matches('\r'));
+                self.transcript.push(transcript_line(&Said::Received(line)));
+            }
+        }
+        self.note("Connection closed".into());
     }
 
     async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -398,9 +493,19 @@ impl Session {
                             Ok(()) => {
                                 self.client.tls_started(Instant::now());
                                 self.collect_transcript();
+                                // Right after "TLS connection started", before the new EHLO.
+                                let at = self
+                                    .transcript
+                                    .iter()
+                                    .rposition(|l| l == "TLS connection started")
+                                    .map_or(self.transcript.len(), |i| i + 1);
+                                let rest = self.transcript.split_off(at);
+                                self.note_certificate("Certificate");
+                                self.transcript.extend(rest);
                             }
                             Err(f) => {
                                 self.collect_transcript();
+                                self.note_tls_failure(&f);
                                 return Event::Closed(Some(f));
                             }
                         }

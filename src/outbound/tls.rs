@@ -21,6 +21,19 @@ pub fn client_config(smtp: &Smtp) -> Result<Arc<rustls::ClientConfig>, String> {
     roots_config(smtp.tls_verify, &smtp.ca_file, "smtp.ca_file")
 }
 
+/// [`client_config`] for one session that reports the certificate it was shown (in `Seen`),
+/// accepted or not: the test email's transcript says what it was and why it was refused.
+pub fn client_config_seen(smtp: &Smtp) -> Result<(Arc<rustls::ClientConfig>, Arc<Seen>), String> {
+    let seen = Arc::new(Seen::default());
+    let config = build(
+        smtp.tls_verify,
+        &smtp.ca_file,
+        "smtp.ca_file",
+        Some(seen.clone()),
+    )?;
+    Ok((config, seen))
+}
+
 /// A client config trusting the system's roots plus the PEM roots in `ca_file` (the setting
 /// `ca_key` names it, for errors), or with `verify` off any certificate.
 pub fn roots_config(
@@ -28,21 +41,52 @@ pub fn roots_config(
     ca_file: &str,
     ca_key: &str,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
+    build(verify, ca_file, ca_key, None)
+}
+
+/// The certificate a server showed in a handshake.
+#[derive(Debug, Default)]
+pub struct Seen(std::sync::Mutex<Option<CertificateDer<'static>>>);
+
+impl Seen {
+    pub fn take(&self) -> Option<CertificateDer<'static>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put(&self, cert: &CertificateDer<'_>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(cert.clone().into_owned());
+    }
+}
+
+/// The system's roots, read once.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        SYSTEM_ROOTS
+            .iter()
+            .find_map(|path| crate::pemfile::read(path).ok())
+            .map(|pem| {
+                CertificateDer::pem_slice_iter(&pem)
+                    .filter_map(Result::ok)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+fn build(
+    verify: bool,
+    ca_file: &str,
+    ca_key: &str,
+    seen: Option<Arc<Seen>>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up: {e}"))?;
-    let config = if verify {
+    let inner: Arc<dyn ServerCertVerifier> = if verify {
         let mut roots = rustls::RootCertStore::empty();
-        for path in SYSTEM_ROOTS {
-            if let Ok(pem) = crate::pemfile::read(path) {
-                let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-                    .filter_map(Result::ok)
-                    .collect();
-                roots.add_parsable_certificates(certs);
-                break;
-            }
-        }
+        roots.add_parsable_certificates(system_roots().iter().cloned());
         if !ca_file.is_empty() {
             let pem = crate::pemfile::read(ca_file).map_err(|e| format!("{ca_key}: {e}"))?;
             let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
@@ -58,14 +102,66 @@ pub fn roots_config(
                 ));
             }
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("TLS set-up: {e}"))?
     } else {
+        Arc::new(AnyCertificate(provider))
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match seen {
+        Some(seen) => Arc::new(Recording { inner, seen }),
+        None => inner,
+    };
+    Ok(Arc::new(
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
-    };
-    Ok(Arc::new(config))
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
+}
+
+/// A verifier that notes the certificate it is shown, then lets `inner` judge it.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: Arc<Seen>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.seen.put(end_entity);
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The name the certificate must carry: the host name, or the IP address as given.
@@ -80,7 +176,10 @@ pub fn explain(e: &std::io::Error, host: &str) -> String {
     let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return format!("the TLS handshake with {host} failed: {e}");
     };
-    let fix = "add its CA to smtp.ca_file, or turn smtp.tls_verify off";
+    // The safe fix first; turning verification off is said with what it costs.
+    let fix = "add the certificate of the authority that signed it to CA file (smtp.ca_file); \
+               turning off Verify certificate (smtp.tls_verify) also makes the test pass, but then \
+               anyone between this appliance and the server can read the password and the mail";
     match err {
         rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -111,6 +210,19 @@ pub fn explain(e: &std::io::Error, host: &str) -> String {
         }
         other => format!("the TLS handshake with {host} failed: {other}"),
     }
+}
+
+/// A client config that takes any certificate (its signatures still checked): for herald's own
+/// checks of its listeners, which compare the certificate they are shown with the one configured.
+pub fn unverified_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// `smtp.tls_verify = false`: any certificate and name, but the handshake signatures are still

@@ -144,6 +144,18 @@ impl SettingsStore {
         Ok(Some(p))
     }
 
+    /// Makes `doc` (a document a configuration run checked) the applied one; the pending
+    /// document goes if it is still that version (one saved during the run stays pending).
+    pub fn apply(&self, doc: &Stored) -> Result<(), StoreError> {
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_doc(APPLIED, doc)?;
+        if self.pending()?.is_some_and(|p| p.version == doc.version) {
+            self.tree.remove(PENDING)?;
+            self.tree.flush()?;
+        }
+        Ok(())
+    }
+
     /// The digest of the boot file imported last.
     pub fn import_digest(&self) -> Result<Option<String>, StoreError> {
         Ok(self

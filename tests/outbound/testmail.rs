@@ -157,6 +157,11 @@ fn test_email_with_a_wrong_password_says_authentication_failed_with_the_535() {
             !t.iter().any(|l| l.starts_with("<- \"MAIL FROM")),
             "{mech}: no mail after a refused login:\n{text}"
         );
+        // Regression: the transcript ended on QUIT, which read like a hang. Now the server's
+        // answer to it, and the connection closing.
+        let quit = position(&t, &sent("QUIT")).unwrap_or_else(|| panic!("{mech}:\n{text}"));
+        assert!(t[quit + 1].starts_with("-> \"221 "), "{mech}:\n{text}");
+        assert_eq!(t.last().unwrap(), "Connection closed", "{mech}:\n{text}");
         for form in password_forms(USER, wrong) {
             assert!(!text.contains(&form), "{mech}: {form}:\n{text}");
         }
@@ -326,8 +331,36 @@ fn test_email_names_each_certificate_problem_and_tls_verify_off_accepts_a_wrong_
                 .any(|l| l == "TLS connection started" || l.starts_with("<- \"MAIL")),
             "{what}:\n{text}"
         );
+        // Regression: nothing came after "220 Ready to start TLS". Now: why, and what the
+        // certificate was; the transcript ends with the connection closing, not in a hang.
+        let failed = position(
+            &t,
+            &format!("TLS handshake failed: {}", e.split(": ").nth(1).unwrap()),
+        );
+        let failed = failed.or_else(|| {
+            t.iter()
+                .position(|l| l.starts_with("TLS handshake failed: "))
+        });
+        let failed = failed.unwrap_or_else(|| panic!("{what}: no failure line:\n{text}"));
+        assert!(
+            t[failed + 1].starts_with("Certificate shown: CN="),
+            "{what}:\n{text}"
+        );
+        assert_eq!(t.last().unwrap(), "Connection closed", "{what}:\n{text}");
         errors.insert(e);
     }
+    // The safe fix comes first, and turning verification off is said with what it costs.
+    let unknown = errors
+        .iter()
+        .find(|e| e.contains("does not trust"))
+        .unwrap();
+    let ca = unknown.find("CA file").unwrap();
+    let off = unknown.find("turning off Verify certificate").unwrap();
+    assert!(ca < off, "{unknown}");
+    assert!(
+        unknown.contains("can read the password and the mail"),
+        "{unknown}"
+    );
     assert_eq!(errors.len(), 3, "three different messages: {errors:#?}");
     // starttls-auto does not fall back to plaintext when the certificate is refused.
     let r = test_email(
@@ -369,11 +402,20 @@ fn test_email_over_implicit_tls() {
     let t = assert_sent(&r);
     let text = t.join("\n");
     assert_eq!(t[0], format!("Connection opened: localhost:{}", sh.port));
+    // Regression: nothing said the connection was encrypted with implicit TLS.
+    assert_eq!(t[1], "TLS connection started", "{text}");
     assert!(
-        t[1].starts_with("-> \"220 "),
+        t[2].starts_with(
+            "Certificate: CN=localhost for localhost, issued by CN=herald test CA, expires in "
+        ),
+        "{text}"
+    );
+    assert!(
+        t[3].starts_with("-> \"220 "),
         "the greeting comes over TLS:\n{text}"
     );
     assert!(!t.contains(&sent("STARTTLS")), "{text}");
+    assert_eq!(t.last().unwrap(), "Connection closed", "{text}");
     assert!(t.contains(&sent("AUTH PLAIN [redacted]")), "{text}");
     assert_no_password("transcript", &text);
     let got = sh.received();

@@ -182,6 +182,11 @@ impl Spool {
         Ok((id, records))
     }
 
+    /// Wakes the worker that reads this queue (settings changed under it).
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
     /// Reply records, newest first, optionally of one status, at most `limit`.
     pub fn replies(&self, status: Option<&str>, limit: usize) -> Result<Vec<ReplyRecord>, String> {
         let mut out = Vec::new();

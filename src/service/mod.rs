@@ -1,14 +1,17 @@
-//! `herald run`: boot, bring up the listeners, wait for SIGTERM or SIGINT, drain, flush, exit 0.
+//! `herald run`: boot, bring up the listeners ([`live`]), carry out configuration runs as they
+//! are asked for, watch the workers, and on SIGTERM or SIGINT drain, flush and exit 0.
 //!
 //! One smol executor (owned here) runs the async listeners; the tiny-http servers of the control
 //! socket and the console run on their own small worker pools.
 
+pub mod live;
+
 use crate::app::{App, paths};
 use crate::boot::{self, BootError};
 use crate::console::{Origin, serve};
-use crate::net;
 use crate::watch;
 use smol::future::FutureExt;
+use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -24,62 +27,8 @@ const HTTP_WORKERS: usize = 8;
 const CONSOLE_WORKERS: usize = 8;
 /// How long HTTP requests in progress get to finish after SIGTERM.
 const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
-/// Memory all SMTP sessions' DATA may hold at once (at least two messages of the size limit);
-/// past it DATA is answered 452 4.3.1 until messages are stored.
-const DATA_BUDGET: u64 = 128 << 20;
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
-
-type InboundTask = (
-    smol::Task<()>,
-    Arc<net::smtp::Inbound>,
-    std::net::SocketAddr,
-);
-
-/// Binds `inbound.listen` and starts the port-25 server.
-async fn start_inbound(
-    app: &Arc<App>,
-    settings: &crate::settings::Settings,
-    ex: Arc<smol::Executor<'static>>,
-    stop: smol::channel::Receiver<()>,
-) -> Result<InboundTask, String> {
-    use crate::smtp::server::{Config, Timeouts};
-    let tls = net::tls::server_config(&app.db, settings, &[])
-        .map_err(|e| format!("inbound certificate: {e}"))?;
-    let max = settings.inbound.max_connections as usize;
-    let ctx = Arc::new(net::smtp::Inbound {
-        config: Config {
-            hostname: settings.hostname.clone(),
-            max_message_size: settings.inbound.max_message_size,
-            tls_available: true,
-            tls_enforced: settings.inbound.tls_enforced,
-            timeouts: Timeouts::default(),
-            max_errors: 10,
-            budget: crate::smtp::budget::DataBudget::new(
-                DATA_BUDGET.max(2 * settings.inbound.max_message_size),
-            ),
-        },
-        policy: Arc::new(crate::inbound::policy::InboundPolicy::new(
-            settings,
-            app.reply_key.clone(),
-        )),
-        tls: Some(futures_rustls::TlsAcceptor::from(tls)),
-        spool: app.spool.clone(),
-        maillog: app.maillog.clone(),
-        slots: Arc::new(smol::lock::Semaphore::new(max)),
-        admission: net::smtp::Admission::new(
-            net::smtp::MESSAGES_IN_FLIGHT,
-            net::smtp::ADMISSION_WAIT,
-        ),
-        active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        per_client: net::PerClient::map(),
-        disk: app.disk.clone(),
-    });
-    let listener = net::bind("inbound.listen", &settings.inbound.listen).await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let task = ex.spawn(net::smtp::serve(listener, ctx.clone(), ex.clone(), stop));
-    Ok((task, ctx, addr))
-}
 
 /// Runs the service until a signal. Returns the process exit code.
 pub fn run(config: Option<&Path>, data_dir: &Path) -> i32 {
@@ -94,7 +43,7 @@ pub fn run(config: Option<&Path>, data_dir: &Path) -> i32 {
             };
         }
     };
-    match serve_until_signal(&booted.app) {
+    match serve_until_signal(&booted.app, booted.run_requests) {
         Ok(()) => {
             if let Err(e) = booted.app.db.flush() {
                 log::error!("flushing the database on exit: {e}");
@@ -124,7 +73,10 @@ fn unix_server(app: &App, name: &str) -> Result<Arc<tiny_http::Server>, String> 
         .map_err(|e| format!("cannot serve {}: {e}", path.display()))
 }
 
-fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
+fn serve_until_signal(
+    app: &Arc<App>,
+    run_requests: smol::channel::Receiver<u64>,
+) -> Result<(), String> {
     let settings = app
         .settings
         .applied()
@@ -136,8 +88,6 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("cannot catch signals: {e}"))?;
 
-    let tls = net::tls::server_config(&app.db, &settings, &[b"http/1.1"])
-        .map_err(|e| format!("appliance certificate: {e}"))?;
     let control = unix_server(app, paths::CONTROL_SOCK)?;
     let console = unix_server(app, paths::CONSOLE_SOCK)?;
     // Every worker thread and task reports its end here (see `watch`).
@@ -165,40 +115,34 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         )
         .map_err(cannot_start)?,
     );
-    let workers = std::cell::RefCell::new(workers);
+    let workers = RefCell::new(workers);
 
     let ex = Arc::new(smol::Executor::new());
     let result = smol::block_on(ex.run(async {
-        let listener = net::bind("console.listen", &settings.console.listen).await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let front = ex.spawn(net::https::run(
-            listener,
-            tls,
-            app.path(paths::CONSOLE_SOCK),
-            ex.clone(),
-        ));
+        // Closed to stop: every SMTP session, of every listener generation, drains.
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let live = live::Live::start(app.clone(), ex.clone(), &settings, stop_rx).await?;
         log::info!(
-            "console listening on https://{addr}/ (manage API: user api_key, console password)"
+            "console listening on https://{}/ (manage API: user api_key, console password)",
+            live.console.addr
         );
         log::info!(
             "control socket at {}",
             app.path(paths::CONTROL_SOCK).display()
         );
-        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-        let inbound = if settings.smtp.enabled {
-            let (task, ctx, addr) = start_inbound(app, &settings, ex.clone(), stop_rx).await?;
-            log::info!(
-                "inbound SMTP listening on {addr} for {}",
+        match &live.inbound {
+            Some(g) => log::info!(
+                "inbound SMTP listening on {} for {}",
+                g.addr,
                 settings.reply_domain()
-            );
-            Some((task, ctx))
-        } else {
-            log::info!(
+            ),
+            None => log::info!(
                 "inbound SMTP off (smtp.enabled is false); when enabled it listens on {}",
                 settings.inbound.listen
-            );
-            None
-        };
+            ),
+        }
+        // Held by a run while it goes on; the shutdown takes it back once nothing else can.
+        let live = smol::lock::Mutex::new(live);
         // Free space, once a second (statvfs: a few microseconds).
         let disk = app.disk.clone();
         let disk_watch = ex.spawn(async move {
@@ -217,7 +161,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                 worker.run(worker_stopped.clone()),
             ))
         };
-        let worker_task = std::cell::RefCell::new(start_worker());
+        let worker_task = RefCell::new(start_worker());
         // Reply processing has a thread of its own, so it runs on the other core and never
         // takes the SMTP sessions' executor (measured: on the main executor it halved the
         // inbound rate under load).
@@ -229,7 +173,7 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             })
             .map_err(|e| format!("cannot start reply processing: {e}"))
         };
-        let processor_thread = std::cell::RefCell::new(start_processor()?);
+        let processor_thread = RefCell::new(start_processor()?);
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
@@ -240,8 +184,9 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
         let mut signals = signals;
         let fatal = app.durable.fatal.clone();
         // Why the service stops: a signal (exit 0), the store's disk failure or a worker that
-        // keeps dying (exit 1). A worker that dies is started again, at most
-        // `watch::RESTARTS_MAX` times in `watch::RESTARTS_WINDOW`.
+        // keeps dying (exit 1). Meanwhile configuration runs are carried out, one at a time. A
+        // worker that dies is started again, at most `watch::RESTARTS_MAX` times in
+        // `watch::RESTARTS_WINDOW`.
         let fatal_error = async {
             let signal = signals.next().await.and_then(|s| s.ok());
             log::info!("received {signal:?}: draining");
@@ -252,6 +197,15 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                 .unwrap_or_else(|_| "the reply queue's commit thread stopped".to_string());
             log::error!("stopping: {why}");
             Some(why)
+        })
+        .or(async {
+            // A run cut short by a stop is marked failed at the next start (nothing of it was
+            // applied: the applied settings are written last).
+            while let Ok(id) = run_requests.recv().await {
+                let mut live = live.lock().await;
+                crate::supervisor::execute(app, &mut live, id).await;
+            }
+            std::future::pending().await
         })
         .or(async {
             let mut restarts: std::collections::HashMap<String, watch::Restarts> =
@@ -282,9 +236,16 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                         } else {
                             (&console, Origin::Console)
                         };
-                        serve::spawn_one(http, server.clone(), app.clone(), origin, shutdown.clone(), &deaths_tx)
-                            .map(|t| workers.borrow_mut().push(t))
-                            .map_err(cannot_start)
+                        serve::spawn_one(
+                            http,
+                            server.clone(),
+                            app.clone(),
+                            origin,
+                            shutdown.clone(),
+                            &deaths_tx,
+                        )
+                        .map(|t| workers.borrow_mut().push(t))
+                        .map_err(cannot_start)
                     }
                 };
                 match restarted {
@@ -297,7 +258,8 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
             }
         })
         .await;
-        front.cancel().await;
+        let mut live = live.into_inner();
+        live.stop_accepting().await;
         disk_watch.cancel().await;
         // The worker finishes the message it is sending (its outcome is recorded) or is
         // dropped after the drain time: a message cut off mid-send stays queued and goes again.
@@ -320,17 +282,14 @@ fn serve_until_signal(app: &Arc<App>) -> Result<(), String> {
                 "reply processing still busy after {DRAIN:?}: leaving it (its replies stay pending)"
             );
         }
-        if let Some((task, ctx)) = inbound {
-            task.cancel().await;
-            drop(stop_tx); // every session: 421 4.3.2 between commands, or finish the message
-            let deadline = std::time::Instant::now() + DRAIN;
-            while ctx.active.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
-                smol::Timer::after(std::time::Duration::from_millis(20)).await;
-            }
-            let left = ctx.active.load(Ordering::Acquire);
-            if left > 0 {
-                log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
-            }
+        drop(stop_tx); // every session: 421 4.3.2 between commands, or finish the message
+        let deadline = std::time::Instant::now() + DRAIN;
+        while live.active_sessions() > 0 && std::time::Instant::now() < deadline {
+            smol::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+        let left = live.active_sessions();
+        if left > 0 {
+            log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
         }
         if let Some(why) = fatal_error {
             return Err(why);
