@@ -16,7 +16,14 @@ declare -A need=(
   [swaks]=swaks                     # SMTP client against the inbound server
   [smtp-source]=postfix             # Postfix's SMTP load generator (postfix itself stays off)
   [pflogsumm]=pflogsumm             # reads mail.log as a Postfix log
+  [chromium]=chromium               # the console in a real browser (headless, over WebDriver)
+  [chromedriver]=chromium-driver    # WebDriver for it
+  [fc-list]=fontconfig              # fonts for the screenshots...
+  [npm]=npm                         # installs axe-core for the browser tests
+  [ip]=iproute2                     # network namespaces (a client that is not loopback)
 )
+# Japanese text in the screenshots (a small CJK font).
+fc-list 2>/dev/null | grep -qi "ipagothic\|noto sans cjk" || need_fonts=fonts-ipafont-gothic
 # perl module → Debian package
 declare -A need_perl=(
   [Net::SSLeay]=libnet-ssleay-perl  # swaks --tls
@@ -29,6 +36,7 @@ done
 for mod in "${!need_perl[@]}"; do
   perl -M"$mod" -e1 >/dev/null 2>&1 || missing+=("${need_perl[$mod]}")
 done
+[ -n "${need_fonts:-}" ] && missing+=("$need_fonts")
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
@@ -49,6 +57,12 @@ fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "test-deps: installing aiosmtpd==1.4.6"
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
+
+# axe-core, pinned by tests/browser/package-lock.json, for the accessibility checks.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "test-deps: installing axe-core (npm ci in tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # make lint needs rustfmt and clippy with the toolchain.

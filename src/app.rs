@@ -50,6 +50,8 @@ pub struct App {
     pub runs: crate::supervisor::runs::Runs,
     pub run_requests: smol::channel::Sender<u64>,
     pub auth: crate::console::auth::AuthCache,
+    /// The console's signed-in sessions.
+    pub sessions: crate::console::session::Sessions,
 }
 
 impl App {

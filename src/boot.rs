@@ -195,6 +195,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             reply_key,
             started: Instant::now(),
             auth: Default::default(),
+            sessions: Default::default(),
         }),
         profile,
         _lock: lock,

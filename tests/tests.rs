@@ -5,6 +5,7 @@ mod harness;
 
 mod board;
 mod boot;
+mod browser;
 mod cli;
 mod console;
 mod crashes;
@@ -13,4 +14,5 @@ mod front;
 mod inbound;
 mod lifecycle;
 mod outbound;
+mod pages;
 mod replies;

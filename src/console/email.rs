@@ -40,31 +40,42 @@ pub fn test(app: &App, req: &Request) -> Response {
             );
         }
     };
-    let mut settings = match app.settings.latest() {
+    let latest = match app.settings.latest() {
         Ok(Some(doc)) => doc.settings,
         Ok(None) => return Response::error(503, "no settings yet"),
         Err(e) => return Response::error(500, &format!("cannot read the settings: {e}")),
     };
+    let mut changes = Vec::new();
     if let Some(partial) = body.get("settings") {
         let bytes = serde_json::to_vec(partial).expect("serializes");
-        let changes = match parse_put(&bytes, &settings) {
+        changes = match parse_put(&bytes, &latest) {
             Ok(c) => c,
             Err((_, e)) => return Response::json(400, &e.to_json()),
         };
-        let saved = settings.clone();
-        if let Err(e) = settings.update(&changes) {
-            return Response::json(400, &e.to_json());
-        }
-        if let Err(e) = keep_password_home(&saved, &mut settings, &changes) {
-            return Response::json(400, &e.to_json());
-        }
     }
-    let result = smol::block_on(testmail::send(&settings, &to, &app.unicorn));
+    match send(app, &latest, &changes, &to) {
+        Ok(result) => Response::json(200, &serde_json::to_value(&result).expect("serializes")),
+        Err(e) => Response::json(400, &e.to_json()),
+    }
+}
+
+/// The test email to `to` with `latest` overlaid by `changes` (nothing saved): the API's and
+/// the settings page's. `Err` names the settings the overlay gets wrong.
+pub fn send(
+    app: &App,
+    latest: &Settings,
+    changes: &[(String, crate::settings::Value)],
+    to: &str,
+) -> Result<testmail::TestResult, Errors> {
+    let mut settings = latest.clone();
+    settings.update(changes)?;
+    keep_password_home(latest, &mut settings, changes)?;
+    let result = smol::block_on(testmail::send(&settings, to, &app.unicorn));
     match &result.error {
         None => log::info!("test email to {to}: sent"),
         Some(e) => log::warn!("test email to {to}: {e}"),
     }
-    Response::json(200, &serde_json::to_value(&result).expect("serializes"))
+    Ok(result)
 }
 
 /// The settings that decide where and how the SMTP password goes.

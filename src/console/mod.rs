@@ -1,6 +1,8 @@
 //! The HTTP surfaces (SPEC §3) as one router over plain request and response values, so every
-//! endpoint is tested without a socket. `serve.rs` adapts tiny-http to it; the HTTPS front in
-//! `net::https` terminates TLS before the bytes reach tiny-http.
+//! endpoint is tested without a socket: the manage API (`manage`, `apply`, `email`), the
+//! application API (`api`), and the console's pages (`setup`, over `pages`, with `session`).
+//! `serve.rs` adapts tiny-http to it; the HTTPS front in `net::https` reads each request
+//! (`wire`) and terminates TLS before the bytes reach tiny-http.
 //!
 //! Who may call what: on the control socket everything, without credentials (file permissions
 //! are its authentication); on the console listener `/manage/v1/*` needs HTTP Basic
@@ -11,7 +13,11 @@ mod apply;
 pub mod auth;
 mod email;
 mod manage;
+pub mod pages;
 pub mod serve;
+pub mod session;
+mod setup;
+mod setup_settings;
 pub mod wire;
 
 use crate::app::App;
@@ -119,21 +125,8 @@ pub fn handle(app: &App, req: &Request) -> Response {
     if path.starts_with("/api/") {
         return api::route(app, req);
     }
-    if path == "/static/herald.css" {
-        return match req.method.as_str() {
-            "GET" | "HEAD" => Response {
-                status: 200,
-                headers: vec![("Content-Type".into(), "text/css; charset=utf-8".into())],
-                body: STYLESHEET.as_bytes().to_vec(),
-            },
-            _ => method_not_allowed(req, "GET, HEAD"),
-        };
-    }
-    Response::error(404, &format!("no such page: {path}"))
+    setup::route(app, req)
 }
-
-/// The console's one stylesheet, built into the binary.
-const STYLESHEET: &str = include_str!("../../static/herald.css");
 
 /// The body of a `405`, naming what is allowed.
 fn method_not_allowed(req: &Request, allowed: &str) -> Response {

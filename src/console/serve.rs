@@ -119,10 +119,12 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
             out.add_header(h);
         }
     }
-    out.add_header(
-        tiny_http::Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..])
-            .expect("valid header"),
-    );
+    if !out.headers().iter().any(|h| h.field.equiv("Cache-Control")) {
+        out.add_header(
+            tiny_http::Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..])
+                .expect("valid header"),
+        );
+    }
     if let Err(e) = rq.respond(out) {
         log::debug!("http: client went away: {e}");
     }

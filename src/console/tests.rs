@@ -56,6 +56,7 @@ fn app() -> Arc<App> {
         settings: store,
         started: Instant::now(),
         auth: Default::default(),
+        sessions: Default::default(),
     })
 }
 
@@ -378,11 +379,24 @@ fn console_listener_requires_credentials() {
 #[test]
 fn the_stylesheet_is_served_without_login() {
     let app = app();
-    let r = handle(
-        &app,
-        &req(Origin::Console, "GET", "/static/herald.css", "", None),
-    );
+    let mut get = req(Origin::Console, "GET", "/static/herald.css", "", None);
+    get.headers.push(("Host".into(), "127.0.0.1:8443".into()));
+    let r = handle(&app, &get);
     assert_eq!(r.status, 200);
+    for (k, v) in [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ] {
+        assert!(r.headers.iter().any(|(h, x)| h == k && x == v), "{k}");
+    }
+    assert!(r.headers.iter().any(|(h, x)| h == "Content-Security-Policy"
+        && x.starts_with("default-src 'self'")
+        && x.contains("frame-ancestors 'none'")));
+    // A name this console is not: refused (DNS rebinding), whatever the page.
+    let mut evil = get.clone();
+    evil.headers = vec![("Host".into(), "evil.example:8443".into())];
+    assert_eq!(handle(&app, &evil).status, 421);
     assert!(
         r.headers
             .iter()

@@ -20,7 +20,35 @@ pub struct TestResult {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What to do about the error, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The server's final reply to the message (or the one that refused it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
     pub transcript: Vec<String>,
+}
+
+/// What to do about a failed test, by its kind: the settings to look at, in the form's words.
+pub fn fix(f: &Failure) -> &'static str {
+    match f.kind {
+        Kind::Auth => {
+            "Check Username and Password. If they are right, check Authentication: the methods the server offers are in its EHLO reply in the conversation below."
+        }
+        Kind::Tls => {
+            "Fix the certificate problem named above on the SMTP server, or tell herald whom to trust with CA file; Verify certificate off is the last resort."
+        }
+        Kind::Config => "Change the setting the error names, then send the test again.",
+        Kind::Timeout => {
+            "Check Port and TLS mode (a server on port 465 speaks TLS at once: choose Implicit TLS), and that no firewall drops the connection."
+        }
+        Kind::Network => {
+            "Check Server address and Port, and that this appliance can reach the server (DNS, firewall)."
+        }
+        Kind::Rejected => {
+            "The server refused the email itself: its reply says why (often the No-reply email address, or the recipient, is not allowed to send or receive through it)."
+        }
+    }
 }
 
 /// The first line of each test in unicorn.log, and the body of the test email.
@@ -51,6 +79,8 @@ pub async fn send(settings: &Settings, to: &str, unicorn_log: &LogFile) -> TestR
                     "Timed out: the test took longer than {} s in all",
                     TEST_DEADLINE.as_secs()
                 )),
+                fix: Some("Check Server address, Port and TLS mode, and the firewall.".into()),
+                reply: None,
                 transcript: Vec::new(),
             }
         })
@@ -75,6 +105,8 @@ async fn attempt(settings: &Settings, to: &str) -> TestResult {
     let fail = |f: Failure, transcript: Vec<String>| TestResult {
         ok: false,
         error: Some(format!("{}: {}", headline(&f), f.detail)),
+        fix: Some(fix(&f).to_string()),
+        reply: f.reply.as_ref().map(|r| r.one_line()),
         transcript,
     };
     if !crate::settings::is_email(to) {
@@ -107,9 +139,11 @@ async fn attempt(settings: &Settings, to: &str) -> TestResult {
     let sent = session.send(&from, to, &data).await;
     let mut transcript = session.take_transcript();
     let result = match sent {
-        Ok(_) => TestResult {
+        Ok(r) => TestResult {
             ok: true,
             error: None,
+            fix: None,
+            reply: Some(r.one_line()),
             transcript: Vec::new(),
         },
         Err(f) => fail(f, Vec::new()),

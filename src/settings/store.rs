@@ -11,6 +11,10 @@ const APPLIED: &[u8] = b"applied";
 const PENDING: &[u8] = b"pending";
 const IMPORT_DIGEST: &[u8] = b"import_digest";
 
+/// Keys in force as soon as they are saved: no listener or worker holds them, and waiting for a
+/// run to change the console password would leave the old one working.
+pub const IMMEDIATE: &[&str] = &["console.password", "api.token", "replies.webhook_secret"];
+
 /// A settings document and the version it was saved as. Versions only grow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
@@ -120,7 +124,10 @@ impl SettingsStore {
         Ok(doc)
     }
 
-    /// Applies a partial update to the latest document and saves the result as pending.
+    /// Applies a partial update to the latest document and saves the result as pending. The
+    /// keys that no service holds ([`IMMEDIATE`]: the console password and the two tokens) are
+    /// put in force at once as well: a new console password ends every console session now,
+    /// not at the next configuration run.
     pub fn update(&self, changes: &[(String, Value)]) -> Result<Stored, SaveError> {
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut settings = self
@@ -129,7 +136,29 @@ impl SettingsStore {
             .ok_or_else(|| SaveError::Store(StoreError("no settings yet".into())))?
             .settings;
         settings.update(changes).map_err(SaveError::Invalid)?;
-        self.save_pending_locked(settings).map_err(SaveError::Store)
+        let stored = self
+            .save_pending_locked(settings)
+            .map_err(SaveError::Store)?;
+        if changes.iter().any(|(k, _)| IMMEDIATE.contains(&k.as_str()))
+            && let Some(mut applied) = self.applied().map_err(SaveError::Store)?
+        {
+            let new = &stored.settings;
+            applied.settings.console.password_hash = new.console.password_hash.clone();
+            applied.settings.api.token = new.api.token.clone();
+            applied.settings.replies.webhook_secret = new.replies.webhook_secret.clone();
+            if applied.settings == stored.settings {
+                // Nothing else is pending: the new version is the one in force.
+                self.write_doc(APPLIED, &stored).map_err(SaveError::Store)?;
+                self.tree
+                    .remove(PENDING)
+                    .map_err(|e| SaveError::Store(e.into()))?;
+                self.tree.flush().map_err(|e| SaveError::Store(e.into()))?;
+            } else {
+                self.write_doc(APPLIED, &applied)
+                    .map_err(SaveError::Store)?;
+            }
+        }
+        Ok(stored)
     }
 
     /// Makes the pending document the applied one. Returns the applied document.

@@ -1,0 +1,245 @@
+//! The admin guide's walk through the Management Console, in headless Chromium over WebDriver
+//! (Debian's `chromium` and `chromium-driver`), in English and in Japanese: sign in, fill the
+//! Email settings for a local SMTP server (the aiosmtpd smarthost, STARTTLS and LOGIN), send a
+//! test email and see it accepted, break the password and see the 535 with the conversation,
+//! save, watch the configuration run end, and see the new setting in force (Enforce TLS auth:
+//! swaks is refused before STARTTLS). Every page is checked with axe-core (0 violations) and
+//! photographed at desktop and phone width into `target/screenshots/`.
+
+mod webdriver;
+
+use crate::harness::*;
+use crate::outbound::common::{PASSWORD, Pki, Smarthost, USER, arg};
+use std::process::Command;
+use std::time::Duration;
+use webdriver::Browser;
+
+const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 900);
+
+/// Words of one language the walk looks for.
+struct Words {
+    lang: &'static str,
+    test_ok: &'static str,
+    test_failed: &'static str,
+    run_success: &'static str,
+    labels: &'static [&'static str],
+}
+
+const EN: Words = Words {
+    lang: "en",
+    test_ok: "The test email was accepted by the SMTP server.",
+    test_failed: "The test email could not be sent.",
+    run_success: "Success: the new settings are in force.",
+    labels: &[
+        "Enable email",
+        "Server address",
+        "Port",
+        "Domain",
+        "Authentication",
+        "No-reply email address",
+        "Discard email addressed to the no-reply email address",
+        "Support",
+        "Test email settings",
+        "Send test email to",
+        "Save settings",
+        "Enforce TLS auth (recommended)",
+    ],
+};
+
+const JA: Words = Words {
+    lang: "ja",
+    test_ok: "テスト メールは SMTP サーバーに受け付けられました。",
+    test_failed: "テスト メールを送信できませんでした。",
+    run_success: "成功: 新しい設定が有効になりました。",
+    labels: &[
+        "メールを有効にする",
+        "サーバー アドレス",
+        "ポート",
+        "ドメイン",
+        "認証",
+        "No-reply メール アドレス",
+        "no-reply メール アドレスへのメールの破棄",
+        "サポート",
+        "メール設定のテスト",
+        "テスト メールの送信先",
+        "設定の保存",
+        "TLS 認証の強制 (推奨)",
+    ],
+};
+
+/// Checks the page with axe-core and photographs it at desktop and phone width.
+fn look(b: &Browser, phone: &Browser, url: &str, name: &str) {
+    let violations = b.axe();
+    assert!(
+        violations.is_empty(),
+        "{name}: axe-core found:\n{}",
+        violations.join("\n")
+    );
+    b.screenshot(name);
+    phone.go(url);
+    let violations = phone.axe();
+    assert!(
+        violations.is_empty(),
+        "{name} (phone): axe-core found:\n{}",
+        violations.join("\n")
+    );
+    phone.screenshot(&format!("{name}-phone"));
+}
+
+fn walk(w: &Words) {
+    let dir = TempDir::new(&format!("browser-{}", w.lang));
+    let pki = Pki::new(&dir);
+    let sh = Smarthost::tls_with_auth(&dir, "sh", &pki, "starttls", "LOGIN,PLAIN");
+    let cfg = dir.write("herald.toml", &inbound_config(""));
+    let mut h = Herald::start(Some(&cfg), &dir.join("data"));
+    let smtp = h.smtp_port();
+    let base = format!("https://127.0.0.1:{}", h.console_port);
+    let b = Browser::start(&format!("{}-desktop", w.lang), DESKTOP.0, DESKTOP.1, w.lang);
+    let phone = Browser::start(&format!("{}-phone", w.lang), PHONE.0, PHONE.1, w.lang);
+
+    // The console's address takes the administrator to the sign-in.
+    b.go(&format!("{base}/"));
+    assert!(
+        b.url().ends_with("/setup/login?next=/setup/settings"),
+        "{}",
+        b.url()
+    );
+    let login_url = b.url();
+    look(&b, &phone, &login_url, &format!("login-{}", w.lang));
+    // A wrong password first: the same words for any wrong password, and the form again.
+    b.fill("#password", "not-the-password");
+    b.click(&b.find("form button[type=submit]"));
+    assert!(b.exists("#password-error"), "{}", b.page_text());
+    b.screenshot(&format!("login-wrong-{}", w.lang));
+    b.fill("#password", &h.initial_password());
+    b.click(&b.find("form button[type=submit]"));
+    assert!(b.url().ends_with("/setup/settings"), "{}", b.url());
+    // The phone signs in too, for its photographs.
+    phone.go(&login_url);
+    phone.fill("#password", &h.initial_password());
+    phone.click(&phone.find("form button[type=submit]"));
+
+    // All of the text, the closed test section's too.
+    let text = b
+        .script("return document.body.textContent;")
+        .as_str()
+        .unwrap()
+        .to_string();
+    for label in w.labels {
+        assert!(text.contains(label), "{label:?} not on the page:\n{text}");
+    }
+    look(
+        &b,
+        &phone,
+        &format!("{base}/setup/settings"),
+        &format!("settings-{}", w.lang),
+    );
+
+    // The guide's fields, for the local SMTP server.
+    b.fill("#smtp-address", "localhost");
+    b.fill("#smtp-port", &sh.port.to_string());
+    b.click(&b.find("#smtp-authentication option[value=login]"));
+    b.fill("#smtp-username", USER);
+    b.fill("#smtp-password", PASSWORD);
+    b.click(&b.find("#smtp-tls option[value=starttls-required]"));
+    b.fill("#smtp-ca-file", arg(&pki.ca_file));
+    // The script lists the changes before anything is saved.
+    let changes = b.text("#changes");
+    assert!(changes.contains("localhost"), "{changes}");
+    // Test email settings: accepted.
+    if !b.exists("details.test[open]") {
+        b.click(&b.find("details.test summary"));
+    }
+    b.fill("#test-to", "admin@example.org");
+    b.click(&b.find("button[value=test]"));
+    let text = b.wait_text("the test's outcome", WAIT, |t| {
+        t.contains(w.test_ok) || t.contains(w.test_failed)
+    });
+    assert!(text.contains(w.test_ok), "{text}");
+    assert!(text.contains("250"), "{text}");
+    look(
+        &b,
+        &phone,
+        &format!("{base}/setup/settings"),
+        &format!("test-ok-{}", w.lang),
+    );
+    assert_eq!(sh.received().len(), 1, "the smarthost got the test email");
+    // The values stayed on the form (nothing was saved): break the password and test again.
+    assert_eq!(
+        b.script("return document.getElementById('smtp-address').value;"),
+        "localhost"
+    );
+    b.fill("#smtp-password", "wrong-password-1");
+    b.click(&b.find("button[value=test]"));
+    let text = b.wait_text("the failure", WAIT, |t| t.contains(w.test_failed));
+    assert!(text.contains("535"), "{text}");
+    assert!(
+        text.contains("AUTH LOGIN"),
+        "the conversation is shown:\n{text}"
+    );
+    assert!(
+        text.contains("[redacted]") && !text.contains("wrong-password-1"),
+        "{text}"
+    );
+    let violations = b.axe();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    b.screenshot(&format!("test-auth-error-{}", w.lang));
+
+    // Save with the right password and Enforce TLS auth; the run's page follows the run.
+    b.fill("#smtp-password", PASSWORD);
+    let tls = b.find("#inbound-tls-enforced");
+    if b.script("return document.getElementById('inbound-tls-enforced').checked;") != true {
+        b.click(&tls);
+    }
+    b.click(&b.find(".save-bar button[value=save]"));
+    assert!(b.url().contains("/setup/runs/"), "{}", b.url());
+    let text = b.wait_text("the run to end", WAIT, |t| {
+        t.contains(w.run_success) || t.contains("Failed") || t.contains("失敗")
+    });
+    assert!(text.contains(w.run_success), "{text}");
+    let run_url = b.url();
+    look(&b, &phone, &run_url, &format!("run-{}", w.lang));
+    look(
+        &b,
+        &phone,
+        &format!("{base}/setup/runs"),
+        &format!("runs-{}", w.lang),
+    );
+
+    // In force: a session that does not STARTTLS is refused at MAIL.
+    let mut cmd = Command::new("swaks");
+    cmd.args([
+        "--server",
+        &format!("127.0.0.1:{smtp}"),
+        "--to",
+        "x@noreply.herald.test",
+    ])
+    .args(["--quit-after", "MAIL", "--timeout", "20"]);
+    let out = stdout(&run_with_deadline(cmd));
+    assert!(out.contains("530 5.7.0"), "{out}");
+    // And the settings page shows what is in force, with no pending changes left.
+    b.go(&format!("{base}/setup/settings"));
+    assert_eq!(
+        b.script("return document.getElementById('inbound-tls-enforced').checked;"),
+        true
+    );
+    assert!(!b.exists(".pending"));
+    // Sign out ends the session: the settings are behind the sign-in again.
+    b.click(&b.find("form.signout button"));
+    b.go(&format!("{base}/setup/settings"));
+    assert!(b.url().contains("/setup/login"), "{}", b.url());
+    drop((b, phone));
+    std::thread::sleep(Duration::from_millis(100));
+    h.stop();
+}
+
+#[test]
+fn the_admin_guides_walk_in_english() {
+    walk(&EN);
+}
+
+#[test]
+fn the_admin_guides_walk_in_japanese() {
+    walk(&JA);
+}
