@@ -194,8 +194,12 @@ fn client_session(ctl: u8, chunks: &[&[u8]]) -> (Vec<u8>, Vec<crate::smtp::clien
                 C::Ready if sent < 3 && c.is_ready() => {
                     sent += 1;
                     let body = format!("Subject: {sent}\r\n\r\n.\r\nline\r\n");
-                    c.submit("from@example.test", "to@example.test", body.as_bytes(), now)
-                        .expect("ready means a message may go");
+                    // A refusal here is the server's SIZE, said before anything is sent.
+                    if let Err(f) =
+                        c.submit("from@example.test", "to@example.test", body.as_bytes(), now)
+                    {
+                        assert_eq!(f.status, Some("5.3.4"), "a ready session refused: {f:?}");
+                    }
                 }
                 C::Ready if sent == 3 && c.is_ready() => {
                     sent += 1;
