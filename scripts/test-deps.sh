@@ -53,11 +53,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# The smarthost test peer (tests/peers/smarthost.py) is built on aiosmtpd, pinned.
-if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
-  echo "test-deps: installing aiosmtpd==1.4.6"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
-fi
+# The smarthost test peer (tests/peers/smarthost.py) is built on aiosmtpd, pinned; the OpenAPI
+# document is checked with openapi-spec-validator (and its schema validator), pinned.
+for pkg in aiosmtpd==1.4.6 openapi-spec-validator==0.7.1; do
+  module=$(echo "${pkg%%=*}" | tr - _)
+  if ! python3 -c "import $module" >/dev/null 2>&1; then
+    echo "test-deps: installing $pkg"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check "$pkg"
+  fi
+done
 
 # axe-core, pinned by tests/browser/package-lock.json, for the accessibility checks.
 if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then

@@ -105,3 +105,49 @@ fn https_console_with_the_self_signed_certificate_and_basic_auth() {
     assert!(!h.log().contains(&password) && !h.log().contains("pw-secret"));
     h.stop();
 }
+
+/// The OpenAPI document is valid OpenAPI 3.1 (openapi-spec-validator) and every operation in it
+/// answers as it says, with the examples it gives (tests/peers/openapi_check.py).
+#[test]
+fn the_openapi_document_is_valid_and_every_route_answers_as_documented() {
+    let dir = TempDir::new("openapi");
+    let cfg = dir.write(
+        "herald.toml",
+        &test_config(
+            "\n[smtp]\nenabled = true\naddress = \"127.0.0.1\"\nport = 1\ntls = \"off\"\n",
+        ),
+    );
+    let h = Herald::start(Some(&cfg), &dir.join("data"));
+    let cacert = fetch_cert(&h, &dir);
+    let doc = h.control_get("/manage/v1/openapi.json");
+    let spec = dir.write("openapi.json", &doc.to_string());
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/openapi_check.py"
+    ))
+    .arg("--spec")
+    .arg(&spec)
+    .args([
+        "--host",
+        "herald.test",
+        "--port",
+        &h.console_port.to_string(),
+    ])
+    .arg("--cacert")
+    .arg(&cacert)
+    .args(["--basic", &format!("api_key:{}", h.initial_password())])
+    .args(["--bearer", &h.secret("api.token")]);
+    let o = run_with_deadline(cmd);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let calls = out.lines().count();
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(calls, documented, "every operation was called:\n{out}");
+    h.stop();
+}

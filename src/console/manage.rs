@@ -51,6 +51,10 @@ pub fn route(app: &App, req: &Request) -> Response {
             "GET" => get_reply_address(app, req),
             _ => method_not_allowed(req, "GET"),
         },
+        "/manage/v1/openapi.json" => match req.method.as_str() {
+            "GET" => Response::json(200, &super::openapi::document()),
+            _ => method_not_allowed(req, "GET"),
+        },
         "/manage/v1/version" => match req.method.as_str() {
             "GET" => Response::json(
                 200,

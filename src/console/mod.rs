@@ -13,6 +13,7 @@ mod apply;
 pub mod auth;
 mod email;
 mod manage;
+mod openapi;
 pub mod pages;
 pub mod serve;
 pub mod session;
