@@ -14,8 +14,6 @@ pub mod paths {
     pub const DB: &str = "db";
     pub const LOCK: &str = "herald.lock";
     pub const CONTROL_SOCK: &str = "control.sock";
-    /// The plaintext side of the HTTPS console (see `net::https`); owner-only like the rest.
-    pub const CONSOLE_SOCK: &str = "console.sock";
     pub const INITIAL_PASSWORD: &str = "initial-console-password";
     pub const LOGS: &str = "logs";
     pub const MAIL_LOG: &str = "logs/mail.log";

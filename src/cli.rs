@@ -424,7 +424,13 @@ fn config_apply(data: &std::path::Path, wait: bool) -> Result<(), Outcome> {
                 "run {id} is still running after 300 s"
             )));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Runs take milliseconds: look often at first, less once it takes longer.
+        let waited = 300 - (deadline - std::time::Instant::now()).as_secs().min(300);
+        std::thread::sleep(std::time::Duration::from_millis(if waited < 2 {
+            10
+        } else {
+            100
+        }));
     }
 }
 

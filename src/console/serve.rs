@@ -1,7 +1,9 @@
-//! tiny-http adapters: a few worker threads per server turn tiny-http requests into
+//! The control socket's tiny-http adapter: a few worker threads turn tiny-http requests into
 //! [`super::Request`]s, call the router, and write the [`super::Response`] back. Shutdown is a
-//! flag the workers see within one poll interval; a request in hand is finished first. A panic
-//! in a handler is a 500 for that request; the threads are watched ([`crate::watch`]).
+//! flag the workers see within one poll interval; a request in hand is finished first. Also
+//! [`answer`], what both listeners do with a whole request (the console's HTTPS front reads
+//! requests itself and calls it directly). A panic in a handler is a 500 for that request; the
+//! threads are watched ([`crate::watch`]).
 
 use super::{Origin, Request, Response, authorize, handle};
 use crate::app::App;
@@ -84,50 +86,53 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
         origin,
         peer: None,
     };
-    // Only the HTTPS front reaches the console socket, and it always says who the client is.
-    if origin == Origin::Console {
-        req.peer = req
-            .header(super::wire::PEER_HEADER)
-            .and_then(|p| p.parse().ok());
-    }
+    // Credentials are checked before the body is read.
     let resp = match authorize(app, &req).and_then(|()| read_body(&mut rq)) {
         Ok(body) => {
             req.body = body;
-            // A panic in one handler fails that request with a 500, not the worker.
-            crate::watch::caught(|| {
-                crate::failpoint::message("http", req.header("X-Failpoint").unwrap_or("").as_bytes());
-                handle(app, &req)
-            })
-            .unwrap_or_else(|panic| {
-                log::error!("http: {} {} failed: {panic}", req.method, req.path);
-                Response::error(
-                    500,
-                    "herald failed to answer this request (an internal error, logged); nothing was changed by it",
-                )
-            })
+            answer(app, &req)
         }
         Err(resp) => resp,
     };
-    if resp.status >= 500 {
-        log::warn!("http: {} {} -> {}", req.method, req.path, resp.status);
-    } else {
-        log::debug!("http: {} {} -> {}", req.method, req.path, resp.status);
-    }
     let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
     for (k, v) in resp.headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             out.add_header(h);
         }
     }
-    if !out.headers().iter().any(|h| h.field.equiv("Cache-Control")) {
-        out.add_header(
-            tiny_http::Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..])
-                .expect("valid header"),
-        );
-    }
     if let Err(e) = rq.respond(out) {
         log::debug!("http: client went away: {e}");
     }
+}
+
+/// The answer to a whole request, from either listener: the router, a panic in it as a 500
+/// (the worker goes on), logged, and never cached.
+pub fn answer(app: &App, req: &Request) -> Response {
+    let mut resp = crate::watch::caught(|| {
+        crate::failpoint::message("http", req.header("X-Failpoint").unwrap_or("").as_bytes());
+        handle(app, req)
+    })
+    .unwrap_or_else(|panic| {
+        log::error!("http: {} {} failed: {panic}", req.method, req.path);
+        Response::error(
+            500,
+            "herald failed to answer this request (an internal error, logged); nothing was changed by it",
+        )
+    });
+    if resp.status >= 500 {
+        log::warn!("http: {} {} -> {}", req.method, req.path, resp.status);
+    } else {
+        log::debug!("http: {} {} -> {}", req.method, req.path, resp.status);
+    }
+    if !resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Cache-Control"))
+    {
+        resp.headers
+            .push(("Cache-Control".into(), "no-store".into()));
+    }
+    resp
 }
 
 fn read_body(rq: &mut tiny_http::Request) -> Result<Vec<u8>, Response> {

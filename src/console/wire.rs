@@ -1,11 +1,10 @@
-//! What the HTTPS front passes on to the router, and how it reads it: an HTTP/1.1 request head
-//! with every part bounded ([`LINE_MAX`], [`HEAD_MAX`], [`FIELDS_MAX`]: `431`), a body framed by
-//! `Content-Length` or chunked and bounded per endpoint ([`body_limit`]: `413`), and the
-//! request written again for tiny-http with the client's address in [`PEER_HEADER`] (a client's
-//! own is dropped) and `Connection: close`, one request per backend connection. tiny-http has
-//! no limit of its own on a header's size (one 196 MB header line took herald to 200 MB), so
-//! nothing reaches it unread. No I/O here: the front in `net::https` feeds bytes and acts on the
-//! answers.
+//! HTTP/1.1 as the console's HTTPS front speaks it: a request head with every part bounded
+//! ([`LINE_MAX`], [`HEAD_MAX`], [`FIELDS_MAX`]: `431`), a body framed by `Content-Length` or
+//! chunked and bounded per endpoint ([`body_limit`]: `413`), the whole request handed to the
+//! router as a [`super::Request`] with the client's address, and the router's
+//! [`super::Response`] written back. A request reaches the router only once it is whole and
+//! within its bounds (through tiny-http, one 196 MB header line had taken herald to 200 MB). No
+//! I/O here: the front in `net::https` feeds bytes and writes what it is given.
 
 use std::net::SocketAddr;
 
@@ -19,9 +18,6 @@ pub const FIELDS_MAX: usize = 100;
 pub const BODY_MAX: usize = 1024 * 1024;
 /// A chunk-size line (hex digits and extensions).
 const CHUNK_LINE_MAX: usize = 256;
-
-/// Where the HTTPS front puts the client's address for the router (`ip:port`).
-pub const PEER_HEADER: &str = "X-Herald-Peer";
 
 /// The most body `method path` may have: small JSON and forms by default, more for the
 /// endpoints that carry messages.
@@ -67,6 +63,19 @@ impl Refusal {
 
 fn reason(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        303 => "See Other",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        507 => "Insufficient Storage",
         400 => "Bad Request",
         408 => "Request Timeout",
         411 => "Length Required",
@@ -126,40 +135,50 @@ impl Head {
         self.version == "HTTP/1.1" && !close
     }
 
-    /// The request for tiny-http: the same method, target and fields, except the hop-by-hop
-    /// ones (`Connection`, `Keep-Alive`, `Transfer-Encoding`, `Expect`, `TE`, `Upgrade`) and any
-    /// [`PEER_HEADER`] the client sent; then the client's address, the body's length and
-    /// `Connection: close` (one request per backend connection), then the body.
-    pub fn forward(&self, peer: SocketAddr, body: &[u8]) -> Vec<u8> {
-        const DROPPED: &[&str] = &[
-            "connection",
-            "keep-alive",
-            "transfer-encoding",
-            "content-length",
-            "expect",
-            "te",
-            "upgrade",
-            "proxy-connection",
-        ];
-        let mut out = Vec::with_capacity(self.target.len() + 256 + body.len());
-        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.target).as_bytes());
-        for (k, v) in &self.fields {
-            let lower = k.to_ascii_lowercase();
-            if DROPPED.contains(&lower.as_str()) || k.eq_ignore_ascii_case(PEER_HEADER) {
-                continue;
-            }
-            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    /// The whole request, as the router sees it.
+    pub fn request(self, body: Vec<u8>, peer: SocketAddr) -> super::Request {
+        let (path, query) = match self.target.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (self.target.clone(), String::new()),
+        };
+        super::Request {
+            method: self.method,
+            path,
+            query,
+            headers: self.fields,
+            body,
+            origin: super::Origin::Console,
+            peer: Some(peer),
         }
-        out.extend_from_slice(
-            format!(
-                "{PEER_HEADER}: {peer}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(body);
-        out
     }
+}
+
+/// The router's answer on the wire: status line, its headers, the length, and `Connection:
+/// close` when the connection ends after it. A `HEAD` gets the head alone.
+pub fn response(resp: &super::Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
+    let no_body = head_only || matches!(resp.status, 204 | 304);
+    let mut out = Vec::with_capacity(resp.body.len() + 256);
+    out.extend_from_slice(
+        format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
+    );
+    for (k, v) in &resp.headers {
+        // A header the router made never carries a line break (it would split the answer).
+        if k.bytes().chain(v.bytes()).any(|b| b == b'\r' || b == b'\n') {
+            continue;
+        }
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    if !matches!(resp.status, 204 | 304) {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !no_body {
+        out.extend_from_slice(&resp.body);
+    }
+    out
 }
 
 /// What [`parse_head`] made of the bytes so far.
@@ -473,28 +492,6 @@ impl Chunked {
             }
         }
     }
-}
-
-/// The backend's answer head with its `Connection: close` (asked for by [`Head::forward`])
-/// removed, so the client's connection can stay open: the body's own framing (length or
-/// chunks) tells the client where it ends. `None` until `buf` holds the whole head.
-pub fn keep_open(buf: &[u8], keep_alive: bool) -> Option<(Vec<u8>, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = &buf[..end];
-    if !keep_alive {
-        return Some((head.to_vec(), end));
-    }
-    let mut out = Vec::with_capacity(head.len());
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        let is_close = line
-            .split(|&b| b == b':')
-            .next()
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"));
-        if !is_close {
-            out.extend_from_slice(line);
-        }
-    }
-    Some((out, end))
 }
 
 #[cfg(test)]

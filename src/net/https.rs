@@ -1,20 +1,20 @@
 //! The HTTPS front of the console: accepts TCP on `console.listen` (at most
 //! [`MAX_CONNECTIONS`], [`PER_CLIENT_MAX`] from one address), terminates TLS with rustls (the
 //! appliance certificate), reads each request whole with the bounds and deadlines of
-//! [`crate::console::wire`] (a client that trickles bytes cannot hold the console), and hands it
-//! to the console's tiny-http server on an owner-only Unix socket, one backend connection per
-//! request, with the client's address added; the answer is piped back and the client's
-//! connection kept for its next request. tiny-http's own TLS feature would pull a second,
-//! older rustls; this keeps one.
+//! [`crate::console::wire`] (a client that trickles bytes cannot hold the console), has the
+//! router answer it on the blocking pool (at most [`HANDLERS`] at once: a handler may wait on a
+//! password check, a commit or a test email), and writes the answer, keeping the client's
+//! connection for its next request. One rustls in the tree; no second HTTP server in the way
+//! (through tiny-http on a Unix socket each request cost several thread hops: 6,500 requests a
+//! second against 16,000 now, see BENCHMARKS.md).
 
+use crate::app::App;
 use crate::console::wire::{self, Chunked, Framing, Head, Parsed, Refusal};
 use crate::smtp::budget::DataBudget;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpListener;
-use smol::net::unix::UnixStream;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ const MAX_CONNECTIONS: usize = 128;
 pub const PER_CLIENT_MAX: u32 = 16;
 /// Request bodies all connections may hold at once; past it a request gets `503`.
 const BODIES_IN_FLIGHT: u64 = 16 << 20;
+/// Handlers running at once; requests beyond wait their turn (the console's load is a browser or
+/// two and the application's API).
+pub const HANDLERS: usize = 8;
 
 /// The console's TLS identity, swapped by a configuration run while connections are served
 /// (each connection takes the one in force when it arrives).
@@ -47,14 +50,18 @@ pub type Identity = Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>;
 pub async fn run(
     listener: Arc<TcpListener>,
     tls: Identity,
-    backend: PathBuf,
+    app: Arc<App>,
     ex: Arc<smol::Executor<'static>>,
 ) {
     let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
     let per_client = super::PerClient::map();
     let bodies = DataBudget::new(BODIES_IN_FLIGHT);
+    let handlers = Arc::new(smol::lock::Semaphore::new(HANDLERS));
     loop {
         let (tcp, peer) = super::accept(&listener, "console").await;
+        // Answers go out in a few writes (head, then body): without this, Nagle's algorithm
+        // held each answer's tail for the client's delayed ACK, 40 ms a request.
+        let _ = tcp.set_nodelay(true);
         let Some(permit) = slots.try_acquire_arc() else {
             log::warn!("console: {MAX_CONNECTIONS} connections open: closed a new one from {peer}");
             drop(tcp);
@@ -71,10 +78,11 @@ pub async fn run(
         let acceptor = futures_rustls::TlsAcceptor::from(
             tls.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         );
-        let (backend, bodies) = (backend.clone(), bodies.clone());
+        let (app, bodies, handlers) = (app.clone(), bodies.clone(), handlers.clone());
         ex.spawn(async move {
             let _held = (permit, counted);
-            let run = std::panic::AssertUnwindSafe(serve(acceptor, tcp, peer, &backend, &bodies));
+            let run =
+                std::panic::AssertUnwindSafe(serve(acceptor, tcp, peer, app, &bodies, &handlers));
             match run.catch_unwind().await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::debug!("console: connection from {peer}: {e}"),
@@ -242,8 +250,9 @@ async fn serve(
     acceptor: futures_rustls::TlsAcceptor,
     tcp: smol::net::TcpStream,
     peer: SocketAddr,
-    backend: &Path,
+    app: Arc<App>,
     bodies: &Arc<DataBudget>,
+    handlers: &Arc<smol::lock::Semaphore>,
 ) -> std::io::Result<()> {
     let tls = acceptor
         .accept(tcp)
@@ -275,60 +284,28 @@ async fn serve(
             }
         };
         let keep = head.keep_alive();
-        let request = head.forward(peer, &body);
-        drop(body);
+        let head_only = head.method == "HEAD";
+        let request = head.request(body, peer);
+        let resp = if crate::console::is_quick(&request) {
+            // A page or a file: rendered from memory in microseconds, on this thread.
+            crate::console::serve::answer(&app, &request)
+        } else {
+            let _turn = handlers.acquire().await;
+            let app = app.clone();
+            smol::unblock(move || crate::console::serve::answer(&app, &request)).await
+        };
         drop(reservation);
-        relay(&request, backend, &mut w, keep)
+        w.write_all(&wire::response(&resp, keep, head_only))
             .or(async {
                 smol::Timer::after(ANSWER_TIMEOUT).await;
                 Err(timed_out("the answer was not taken in time"))
             })
             .await?;
+        w.flush().await?;
         if !keep {
             break;
         }
     }
     w.flush().await?;
     w.close().await
-}
-
-/// Sends one request to tiny-http on a connection of its own and pipes the answer back (its
-/// `Connection: close` taken out when the client's connection stays open).
-async fn relay<W: AsyncWriteExt + Unpin>(
-    request: &[u8],
-    backend: &Path,
-    w: &mut W,
-    keep: bool,
-) -> std::io::Result<()> {
-    let mut plain = UnixStream::connect(backend).await?;
-    plain.write_all(request).await?;
-    let mut answer = Vec::new();
-    let mut chunk = vec![0u8; 16 * 1024];
-    let rest = loop {
-        let n = plain.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::Error::other(
-                "the console closed without an answer",
-            ));
-        }
-        answer.extend_from_slice(&chunk[..n]);
-        if let Some((head, len)) = wire::keep_open(&answer, keep) {
-            w.write_all(&head).await?;
-            break answer.split_off(len);
-        }
-        if answer.len() > wire::HEAD_MAX {
-            return Err(std::io::Error::other(
-                "the console's answer head is too long",
-            ));
-        }
-    };
-    w.write_all(&rest).await?;
-    loop {
-        let n = plain.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        w.write_all(&chunk[..n]).await?;
-    }
-    w.flush().await
 }

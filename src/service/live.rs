@@ -15,7 +15,7 @@
 //! Mail accepted is never at stake here: it is on disk before its `250`, and the queues belong to
 //! the store, not to a generation.
 
-use crate::app::{App, paths};
+use crate::app::App;
 use crate::net;
 use crate::settings::Settings;
 use smol::net::TcpListener;
@@ -308,7 +308,7 @@ impl Inbound {
 
 impl Console {
     fn spawn(
-        app: &App,
+        app: &Arc<App>,
         ex: &Arc<smol::Executor<'static>>,
         listener: TcpListener,
         listen: &str,
@@ -318,7 +318,7 @@ impl Console {
         let task = ex.spawn(net::https::run(
             Arc::new(listener),
             identity.clone(),
-            app.path(paths::CONSOLE_SOCK),
+            app.clone(),
             ex.clone(),
         ));
         Ok(Console {

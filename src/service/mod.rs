@@ -22,9 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// its commit, so the workers are what lets concurrent requests share one (measured: with 2,
 /// nearly every notification paid its own fdatasync).
 const HTTP_WORKERS: usize = 8;
-/// Worker threads of the console's; each request in flight holds one (bounded by the HTTPS
-/// front's idle timeout).
-const CONSOLE_WORKERS: usize = 8;
 /// How long HTTP requests in progress get to finish after SIGTERM.
 const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
@@ -89,11 +86,10 @@ fn serve_until_signal(
             .map_err(|e| format!("cannot catch signals: {e}"))?;
 
     let control = unix_server(app, paths::CONTROL_SOCK)?;
-    let console = unix_server(app, paths::CONSOLE_SOCK)?;
     // Every worker thread and task reports its end here (see `watch`).
     let (deaths_tx, deaths) = smol::channel::unbounded::<watch::Death>();
     let cannot_start = |e: std::io::Error| format!("cannot start a worker thread: {e}");
-    let mut workers = serve::spawn(
+    let workers = serve::spawn(
         "control",
         control.clone(),
         app.clone(),
@@ -103,18 +99,6 @@ fn serve_until_signal(
         &deaths_tx,
     )
     .map_err(cannot_start)?;
-    workers.extend(
-        serve::spawn(
-            "console",
-            console.clone(),
-            app.clone(),
-            Origin::Console,
-            CONSOLE_WORKERS,
-            shutdown.clone(),
-            &deaths_tx,
-        )
-        .map_err(cannot_start)?,
-    );
     let workers = RefCell::new(workers);
 
     let ex = Arc::new(smol::Executor::new());
@@ -231,16 +215,11 @@ fn serve_until_signal(
                         Ok(())
                     }
                     http => {
-                        let (server, origin) = if http.starts_with("control") {
-                            (&control, Origin::Control)
-                        } else {
-                            (&console, Origin::Console)
-                        };
                         serve::spawn_one(
                             http,
-                            server.clone(),
+                            control.clone(),
                             app.clone(),
-                            origin,
+                            Origin::Control,
                             shutdown.clone(),
                             &deaths_tx,
                         )
@@ -315,9 +294,6 @@ fn serve_until_signal(
         }
     }
     drop(control);
-    drop(console);
-    for name in [paths::CONTROL_SOCK, paths::CONSOLE_SOCK] {
-        let _ = std::fs::remove_file(app.path(name));
-    }
+    let _ = std::fs::remove_file(app.path(paths::CONTROL_SOCK));
     result
 }

@@ -29,6 +29,8 @@ pub struct SettingsStore {
     /// The applied document as last read, with the bytes it was parsed from: every API request
     /// and worker round reads the settings, and parsing them was most of that.
     applied: Mutex<Option<(sled::IVec, Stored)>>,
+    /// The same for the pending document.
+    pending: Mutex<Option<(sled::IVec, Stored)>>,
 }
 
 /// A storage failure, said plainly.
@@ -62,16 +64,8 @@ impl SettingsStore {
             tree: db.open_tree(TREE)?,
             write: Mutex::new(()),
             applied: Mutex::new(None),
+            pending: Mutex::new(None),
         })
-    }
-
-    fn read(&self, key: &[u8]) -> Result<Option<Stored>, StoreError> {
-        match self.tree.get(key)? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError(format!("stored settings unreadable: {e}"))),
-        }
     }
 
     fn write_doc(&self, key: &[u8], doc: &Stored) -> Result<(), StoreError> {
@@ -98,9 +92,22 @@ impl SettingsStore {
         Ok(Some(doc))
     }
 
-    /// The last saved settings, applied or not.
+    /// The saved settings not yet applied, if any. Parsed again only when the stored bytes
+    /// changed (every console page reads them).
     pub fn pending(&self) -> Result<Option<Stored>, StoreError> {
-        self.read(PENDING)
+        let Some(bytes) = self.tree.get(PENDING)? else {
+            return Ok(None);
+        };
+        let mut cache = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, doc)) = cache.as_ref()
+            && *seen == bytes
+        {
+            return Ok(Some(doc.clone()));
+        }
+        let doc: Stored = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError(format!("stored settings unreadable: {e}")))?;
+        *cache = Some((bytes, doc.clone()));
+        Ok(Some(doc))
     }
 
     /// The latest saved document: pending if there is one, else applied.

@@ -191,36 +191,41 @@ fn a_chunked_body_split_anywhere_decodes_the_same_and_stays_bounded() {
 }
 
 #[test]
-fn the_backend_gets_the_peer_and_nothing_a_client_could_smuggle() {
-    let h = head(
-        "POST /manage/v1/email/test HTTP/1.1\r\nHost: h\r\nX-Herald-Peer: 10.0.0.1:1\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nX-Ok: yes\r\n\r\n",
-    );
-    let out = String::from_utf8(h.forward("192.0.2.7:4444".parse().unwrap(), b"{}")).unwrap();
+fn a_whole_request_reaches_the_router_with_the_clients_address() {
+    let h = head("POST /manage/v1/email/test?x=1 HTTP/1.1\r\nHost: h\r\nX-Ok: yes\r\n\r\n");
+    let r = h.request(b"{}".to_vec(), "192.0.2.7:4444".parse().unwrap());
     assert_eq!(
-        out,
-        "POST /manage/v1/email/test HTTP/1.1\r\nHost: h\r\nX-Ok: yes\r\nX-Herald-Peer: 192.0.2.7:4444\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+        ("POST", "/manage/v1/email/test", "x=1")
     );
+    assert_eq!(r.header("x-ok"), Some("yes"));
+    assert_eq!(r.peer, Some("192.0.2.7:4444".parse().unwrap()));
+    assert_eq!(r.origin, super::super::Origin::Console);
+    assert_eq!(r.body, b"{}");
 }
 
 #[test]
-fn the_answer_keeps_the_clients_connection_open_when_it_asked() {
-    let answer =
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nServer: tiny-http\r\n\r\nok";
-    for cut in 0..answer.len() - 2 {
-        assert_eq!(keep_open(&answer[..cut], true), None, "cut {cut}");
-    }
-    let (head, len) = keep_open(answer, true).unwrap();
-    assert_eq!(len, answer.len() - 2);
-    assert_eq!(
-        String::from_utf8(head).unwrap(),
-        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: tiny-http\r\n\r\n"
-    );
-    let (head, _) = keep_open(answer, false).unwrap();
+fn answers_are_framed_and_a_header_cannot_split_one() {
+    let resp = super::super::Response::json(200, &serde_json::json!({"a": 1}))
+        .with_header("X-Evil", "a\r\nSet-Cookie: x=1");
+    let out = String::from_utf8(response(&resp, true, false)).unwrap();
     assert!(
-        String::from_utf8(head)
-            .unwrap()
-            .contains("Connection: close")
+        out.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"),
+        "{out}"
     );
+    assert!(
+        out.ends_with("Content-Length: 13\r\n\r\n{\n  \"a\": 1\n}\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Set-Cookie") && !out.contains("Connection: close"),
+        "{out}"
+    );
+    let head = String::from_utf8(response(&resp, false, true)).unwrap();
+    assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+    let empty =
+        String::from_utf8(response(&super::super::Response::empty(204), true, false)).unwrap();
+    assert_eq!(empty, "HTTP/1.1 204 No Content\r\n\r\n");
     let old = head_of_version("HTTP/1.0");
     assert!(!old.keep_alive(), "HTTP/1.0: one request");
 }
