@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 BIN=target/release/herald
 [ -x "$BIN" ] || { echo "bench: build first (make build)"; exit 1; }
 
+# What the benchmarks drive besides what the tests need: wrk for the console.
+bash scripts/test-deps.sh
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo DEBIAN_FRONTEND=noninteractive"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -86,4 +93,13 @@ if command -v smtp-source >/dev/null; then
   write_section replies "$replies"
 else
   echo "bench: smtp-source not found (Debian's postfix package): reply processing benchmark skipped"
+fi
+
+# --- the console: configuration runs under inbound load, page latency under wrk ---
+if command -v smtp-source >/dev/null && command -v wrk >/dev/null; then
+  console=$(cd scripts && python3 bench_console.py "../$BIN" "$work/console")
+  echo "$console"
+  write_section console "$console"
+else
+  echo "bench: smtp-source or wrk not found (Debian's postfix and wrk packages): console benchmark skipped"
 fi
