@@ -626,3 +626,52 @@ fn runs_through_the_api_and_the_cli_and_a_run_that_cannot_bind_is_rolled_back() 
     drop(silent);
     h.stop();
 }
+
+#[test]
+fn the_password_typed_for_a_test_is_the_one_saved_next() {
+    let dir = TempDir::new("pages-typed-password");
+    let h = start(&dir, "");
+    let c = Console::new(&h, &dir);
+    let csrf = c.sign_in();
+    let (port, server) = hostile_smtp();
+    let pw = "Typed-For-The-Test-0";
+    let (code, _, body) = c.post(
+        "/setup/settings",
+        &[
+            ("_csrf", &csrf),
+            ("action", "test"),
+            ("test_to", "admin@example.org"),
+            ("smtp.address", "127.0.0.1"),
+            ("smtp.port", &port.to_string()),
+            ("smtp.tls", "off"),
+            ("smtp.authentication", "plain"),
+            ("smtp.username", "u"),
+            ("smtp.password", pw),
+        ],
+        &["Sec-Fetch-Site: same-origin"],
+    );
+    server.join().unwrap();
+    assert_eq!(code, 422, "the hostile server refuses");
+    assert!(!body.contains(pw), "never shown back");
+    assert!(body.contains("kept for this sign-in"), "{body}");
+    // Saved with the field left empty, as the browser sends it after the test page.
+    let (code, _, _) = c.post(
+        "/setup/settings",
+        &[
+            ("_csrf", &csrf),
+            ("action", "save"),
+            ("smtp.address", "127.0.0.1"),
+            ("smtp.port", &port.to_string()),
+            ("smtp.tls", "off"),
+            ("smtp.authentication", "plain"),
+            ("smtp.username", "u"),
+            ("smtp.password", ""),
+        ],
+        &["Sec-Fetch-Site: same-origin"],
+    );
+    assert_eq!(code, 303);
+    let (_, _, body) = c.get("/setup/settings");
+    assert!(body.contains("A password is saved."), "{body}");
+    assert!(!body.contains(pw));
+    h.stop();
+}

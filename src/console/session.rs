@@ -27,6 +27,10 @@ struct Session {
     last: Instant,
     /// The console password's hash when it signed in.
     password_hash: String,
+    /// An SMTP password typed for a test email: pages never show a password back, so it is
+    /// kept here (in memory, for this session only) to be saved if the form is saved next
+    /// with the field left empty.
+    typed_smtp_password: Option<String>,
 }
 
 #[derive(Default)]
@@ -67,9 +71,24 @@ impl Sessions {
                 created: now,
                 last: now,
                 password_hash: password_hash.to_string(),
+                typed_smtp_password: None,
             },
         );
         (id, csrf)
+    }
+
+    /// Keeps (or forgets, with `None`) the SMTP password typed for a test email.
+    pub fn keep_typed_password(&self, id: &str, password: Option<&str>) {
+        let key = crypto::sha256_hex(id.as_bytes());
+        if let Some(s) = lock(&self.0).get_mut(&key) {
+            s.typed_smtp_password = password.map(str::to_string);
+        }
+    }
+
+    /// The SMTP password kept from a test email, if any.
+    pub fn typed_password(&self, id: &str) -> Option<String> {
+        let key = crypto::sha256_hex(id.as_bytes());
+        lock(&self.0).get(&key)?.typed_smtp_password.clone()
     }
 
     /// The session of cookie value `id`, if it lives and the password is the one it signed in

@@ -238,7 +238,9 @@ fn route_inner(app: &App, req: &Request) -> Response {
                 redirect("/setup/login")
                     .with_header("Set-Cookie", &session::cookie(session::COOKIE, "", None))
             }
-            "/setup/settings" => super::setup_settings::post(app, req, &ctx, &form),
+            "/setup/settings" => {
+                super::setup_settings::post(app, req, &ctx, &form, cookie.unwrap_or(""))
+            }
             _ => html(404, pages::error(&ctx, ctx.t("error.notfound"))),
         };
     }

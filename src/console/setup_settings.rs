@@ -87,12 +87,29 @@ fn client(req: &super::Request) -> Option<String> {
     req.peer.map(|p| p.ip().to_string())
 }
 
-pub fn post(app: &App, req: &super::Request, ctx: &Ctx, form: &[(String, String)]) -> Response {
+pub fn post(
+    app: &App,
+    req: &super::Request,
+    ctx: &Ctx,
+    form: &[(String, String)],
+    session_id: &str,
+) -> Response {
     let (_, latest) = match documents(app) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let action = session::last(form, "action").unwrap_or("save");
+    let typed_password = session::last(form, "smtp.password").filter(|p| !p.is_empty());
+    // The password typed for the last test stands in for an empty field, so that saving right
+    // after a successful test saves what was tested.
+    let kept = app.sessions.typed_password(session_id);
+    let mut form = form.to_vec();
+    if typed_password.is_none()
+        && let Some(pw) = &kept
+    {
+        form.push(("smtp.password".into(), pw.clone()));
+    }
+    let form = &form[..];
     let changes = changes(form, &latest);
     match action {
         "test" => {
@@ -100,10 +117,12 @@ pub fn post(app: &App, req: &super::Request, ctx: &Ctx, form: &[(String, String)
                 .unwrap_or("")
                 .trim()
                 .to_string();
+            let password = session::last(form, "smtp.password").filter(|p| !p.is_empty());
+            app.sessions.keep_typed_password(session_id, password);
             let mut extra = Extra {
                 typed: typed(form),
                 test_to: to.clone(),
-                password_typed: session::last(form, "smtp.password").is_some_and(|p| !p.is_empty()),
+                password_typed: password.is_some(),
                 ..Extra::default()
             };
             if !crate::settings::is_email(&to) {
@@ -132,6 +151,7 @@ pub fn post(app: &App, req: &super::Request, ctx: &Ctx, form: &[(String, String)
         "apply" => start_run(app, req, ctx, &latest),
         _ => match app.settings.update(&changes) {
             Ok(stored) => {
+                app.sessions.keep_typed_password(session_id, None);
                 log::info!(
                     "console: settings saved as version {} from {}",
                     stored.version,

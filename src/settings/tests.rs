@@ -596,3 +596,19 @@ fn board_config_parses() {
     assert_eq!(s.inbound.listen, "0.0.0.0:25");
     assert_eq!(s.console.listen, "0.0.0.0:8443");
 }
+
+#[test]
+fn one_bad_value_does_not_hide_the_rules_between_keys() {
+    let r = set_all(&[
+        ("smtp.port", "not-a-port"),
+        ("smtp.authentication", "plain"),
+        ("smtp.username", ""),
+    ]);
+    let e = r.expect_err("must be refused");
+    assert!(e.0.contains_key("smtp.port"), "{e:?}");
+    assert!(
+        e.0.get("smtp.username")
+            .is_some_and(|m| m.contains("required because smtp.authentication is plain")),
+        "{e:?}"
+    );
+}

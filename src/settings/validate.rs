@@ -560,10 +560,14 @@ impl Settings {
                 e.add(key, msg);
             }
         }
-        if e.is_empty()
-            && let Err(cross) = next.validate()
-        {
-            e.merge(cross);
+        // The rules between keys too, in the same pass, so one bad value does not hide the
+        // others (a key already refused keeps its own message).
+        if let Err(cross) = next.validate() {
+            for (k, m) in cross.0 {
+                if !e.0.contains_key(&k) {
+                    e.add(&k, m);
+                }
+            }
         }
         if e.is_empty() {
             *self = next;

@@ -71,19 +71,22 @@ impl Lang {
     /// The text of `key`; the key itself if a catalogue lacks it (a test keeps that from
     /// happening).
     pub fn t(self, key: &str) -> &'static str {
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        type Table = HashMap<&'static str, &'static str>;
+        // A page looks up a couple of hundred keys: a map, made once, not a scan each time.
+        static MAPS: OnceLock<(Table, Table)> = OnceLock::new();
+        let (en, ja) =
+            MAPS.get_or_init(|| (EN.iter().copied().collect(), JA.iter().copied().collect()));
         let table = match self {
-            Lang::En => EN,
-            Lang::Ja => JA,
+            Lang::En => en,
+            Lang::Ja => ja,
         };
-        table
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| {
-                // Leaked on purpose: a missing key is a bug the test catches; the page still
-                // renders, showing the key.
-                Box::leak(key.to_string().into_boxed_str())
-            })
+        table.get(key).copied().unwrap_or_else(|| {
+            // Leaked on purpose: a missing key is a bug the test catches; the page still
+            // renders, showing the key.
+            Box::leak(key.to_string().into_boxed_str())
+        })
     }
 }
 
@@ -182,7 +185,7 @@ pub const EN: &[(&str, &str)] = &[
     ),
     (
         "help.smtp.password.retype",
-        "Type the password again before you save: herald never shows a password back, not even the one just tested.",
+        "The password you typed for the test is kept for this sign-in and saved with the form unless you type another one. It is never shown.",
     ),
     ("field.smtp.noreply_address", "No-reply email address"),
     (
@@ -441,7 +444,7 @@ pub const JA: &[(&str, &str)] = &[
     ),
     (
         "help.smtp.password.retype",
-        "保存する前にパスワードをもう一度入力してください。herald はパスワードを表示しません (テストしたばかりのパスワードも)。",
+        "テストで入力したパスワードはこのサインインの間保持され、別のパスワードを入力しない限り、設定の保存時にそのまま保存されます。パスワードが表示されることはありません。",
     ),
     ("field.smtp.noreply_address", "No-reply メール アドレス"),
     (
