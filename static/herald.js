@@ -1,12 +1,15 @@
 // herald's Management Console: a few lines of progressive enhancement. Every page works
-// without them. Here: the Email settings form lists the changes made on it, against the
-// settings in force, before it is saved; and a field with an error takes the focus.
+// without them. Here: the Email settings form lists the changes made on it (against the saved
+// settings it was loaded with) before it is saved, in the words the form shows; a field with
+// an error takes the focus; and an SMTP conversation opens scrolled to its end.
 (function () {
   "use strict";
   var form = document.getElementById("settings-form");
   var box = document.getElementById("changes");
   var summary = document.getElementById("error-summary");
   if (summary) summary.focus();
+  var talks = document.querySelectorAll("pre.transcript");
+  for (var t = 0; t < talks.length; t++) talks[t].scrollTop = talks[t].scrollHeight;
   if (!form || !box) return;
 
   function value(el) {
@@ -14,7 +17,22 @@
     return el.value;
   }
 
-  function shown(v) {
+  // A value as the form words it: On/Off, an option's or a radio button's label.
+  function shown(el, v) {
+    if (el.type === "checkbox") return v === "true" ? box.dataset.on : box.dataset.off;
+    if (el.tagName === "SELECT") {
+      for (var i = 0; i < el.options.length; i++) {
+        if (el.options[i].value === v) return el.options[i].text;
+      }
+    }
+    if (el.type === "radio") {
+      var radios = form.querySelectorAll("input[type=radio]");
+      for (var j = 0; j < radios.length; j++) {
+        if (radios[j].name === el.name && radios[j].value === v && radios[j].labels.length) {
+          return radios[j].labels[0].textContent.trim();
+        }
+      }
+    }
     return v === "" ? "\u2014" : v;
   }
 
@@ -33,7 +51,9 @@
         continue;
       }
       var now = value(el);
-      if (now !== el.dataset.applied) items.push([el.dataset.label, el.dataset.applied, now]);
+      if (now !== el.dataset.saved) {
+        items.push([el.dataset.label, shown(el, el.dataset.saved), shown(el, now)]);
+      }
     }
     box.hidden = false;
     box.textContent = "";
@@ -49,7 +69,7 @@
     var list = document.createElement("ul");
     items.forEach(function (it) {
       var li = document.createElement("li");
-      li.textContent = it[1] === null ? it[0] + ": ********" : it[0] + ": " + shown(it[1]) + " \u2192 " + shown(it[2]);
+      li.textContent = it[1] === null ? it[0] + ": ********" : it[0] + ": " + it[1] + " \u2192 " + it[2];
       list.appendChild(li);
     });
     box.appendChild(list);

@@ -556,13 +556,16 @@ fn runs_through_the_api_and_the_cli_and_a_run_that_cannot_bind_is_rolled_back() 
         .find(|s| s["name"] == "inbound")
         .unwrap();
     assert_eq!(inbound["status"], "failed");
-    assert!(
-        !run["steps"]
+    let status_of = |run: &Json, name: &str| -> String {
+        run["steps"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["name"] == "apply")
-    );
+            .find(|s| s["name"] == name)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status_of(&run, "apply"), "not_run", "{run:#}");
     let mut cmd = Command::new("swaks");
     cmd.args([
         "--server",
@@ -623,6 +626,11 @@ fn runs_through_the_api_and_the_cli_and_a_run_that_cannot_bind_is_rolled_back() 
         run["error"].as_str().unwrap().starts_with("smarthost: "),
         "{run:#}"
     );
+    // The new port-25 listener had been put in force; the failed run put the old one back, and
+    // says so. The console's identity did not change, so nothing of it was rolled back.
+    assert_eq!(status_of(&run, "inbound"), "rolled_back", "{run:#}");
+    assert_eq!(status_of(&run, "console"), "success", "{run:#}");
+    assert_eq!(status_of(&run, "webhook"), "not_run", "{run:#}");
     drop(silent);
     h.stop();
 }

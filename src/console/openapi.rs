@@ -125,7 +125,7 @@ fn schemas() -> Json {
                             "error": {"type": ["string", "null"]},
                             "steps": {"type": "array", "items": {"type": "object", "required": ["name", "status", "message"], "properties": {
                                 "name": {"type": "string", "enum": ["validate", "inbound", "inbound_check", "console", "smarthost", "webhook", "apply"]},
-                                "status": {"type": "string", "enum": ["running", "success", "skipped", "warning", "failed", "rolled_back"]},
+                                "status": {"type": "string", "enum": ["running", "success", "skipped", "warning", "failed", "rolled_back", "not_run"]},
                                 "message": {"type": "string"},
                                 "started_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
                                 "took_ms": {"type": ["integer", "null"]}}}},
@@ -141,7 +141,9 @@ fn schemas() -> Json {
                                     "body": {"type": "string"}, "event_name": {"type": "string"},
                                     "config_run_id": {"type": "string"}, "hostname": {"type": "string"}}}}}}}}},
                     "TestResult": {"type": "object", "required": ["ok", "transcript"], "properties": {
-                        "ok": {"type": "boolean"}, "error": {"type": "string"}, "fix": {"type": "string"},
+                        "ok": {"type": "boolean"}, "error": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["rejected", "config", "tls", "auth", "timeout", "network"]},
+                        "detail": {"type": "string"}, "fix": {"type": "string"},
                         "reply": {"type": "string"}, "transcript": {"type": "array", "items": {"type": "string"}}}},
                     "Replies": {"type": "object", "required": ["replies"], "properties": {"replies": {"type": "array", "items": {
                         "type": "object", "required": ["id", "status", "from", "to", "received_at", "tls"], "properties": {

@@ -47,6 +47,8 @@ fn render(app: &App, ctx: &Ctx, values: &Settings, extra: &Extra, status: u16) -
     let test = extra.test.map(|t| pages::settings::Test {
         ok: t.ok,
         error: t.error.as_deref(),
+        kind: t.kind,
+        detail: t.detail.as_deref(),
         fix: t.fix.as_deref(),
         reply: t.reply.as_deref(),
         transcript: &t.transcript,

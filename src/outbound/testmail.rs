@@ -18,8 +18,16 @@ pub const TEST_DEADLINE: Duration = Duration::from_secs(90);
 #[derive(Debug, Clone, Serialize)]
 pub struct TestResult {
     pub ok: bool,
+    /// The headline and the detail, in English: `"Authentication failed: 535 …"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The failure's kind (`rejected`, `config`, `tls`, `auth`, `timeout`, `network`), for a
+    /// page to word the headline and the fix in its own language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The error without its headline: what exactly went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// What to do about the error, in plain words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
@@ -30,8 +38,8 @@ pub struct TestResult {
 }
 
 /// What to do about a failed test, by its kind: the settings to look at, in the form's words.
-pub fn fix(f: &Failure) -> &'static str {
-    match f.kind {
+pub fn fix(kind: Kind) -> &'static str {
+    match kind {
         Kind::Auth => {
             "Check Username and Password. If they are right, check Authentication: the methods the server offers are in its EHLO reply in the conversation below."
         }
@@ -56,9 +64,31 @@ pub fn body_line(hostname: &str) -> String {
     format!("This is a test email generated from https://{hostname}/setup/settings")
 }
 
+/// Every kind of failure, for a catalogue to word each.
+pub const KINDS: [Kind; 6] = [
+    Kind::Rejected,
+    Kind::Config,
+    Kind::Tls,
+    Kind::Auth,
+    Kind::Timeout,
+    Kind::Network,
+];
+
+/// The name of a failure's kind, as `TestResult::kind` gives it.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Rejected => "rejected",
+        Kind::Config => "config",
+        Kind::Tls => "tls",
+        Kind::Auth => "auth",
+        Kind::Timeout => "timeout",
+        Kind::Network => "network",
+    }
+}
+
 /// The headline of each kind of failure: what the administrator reads first.
-pub fn headline(f: &Failure) -> &'static str {
-    match f.kind {
+pub fn headline(kind: Kind) -> &'static str {
+    match kind {
         Kind::Rejected => "The SMTP server refused the email (immediate delivery error)",
         Kind::Config => "Outbound email configuration error",
         Kind::Tls => "TLS failure",
@@ -73,12 +103,15 @@ pub async fn send(settings: &Settings, to: &str, unicorn_log: &LogFile) -> TestR
     let result = attempt(settings, to)
         .or(async {
             smol::Timer::after(TEST_DEADLINE).await;
+            let detail = format!(
+                "the test took longer than {} s in all",
+                TEST_DEADLINE.as_secs()
+            );
             TestResult {
                 ok: false,
-                error: Some(format!(
-                    "Timed out: the test took longer than {} s in all",
-                    TEST_DEADLINE.as_secs()
-                )),
+                error: Some(format!("Timed out: {detail}")),
+                kind: Some(kind_name(Kind::Timeout)),
+                detail: Some(detail),
                 fix: Some("Check Server address, Port and TLS mode, and the firewall.".into()),
                 reply: None,
                 transcript: Vec::new(),
@@ -104,8 +137,10 @@ pub async fn send(settings: &Settings, to: &str, unicorn_log: &LogFile) -> TestR
 async fn attempt(settings: &Settings, to: &str) -> TestResult {
     let fail = |f: Failure, transcript: Vec<String>| TestResult {
         ok: false,
-        error: Some(format!("{}: {}", headline(&f), f.detail)),
-        fix: Some(fix(&f).to_string()),
+        error: Some(format!("{}: {}", headline(f.kind), f.detail)),
+        kind: Some(kind_name(f.kind)),
+        detail: Some(f.detail.clone()),
+        fix: Some(fix(f.kind).to_string()),
         reply: f.reply.as_ref().map(|r| r.one_line()),
         transcript,
     };
@@ -142,6 +177,8 @@ async fn attempt(settings: &Settings, to: &str) -> TestResult {
         Ok(r) => TestResult {
             ok: true,
             error: None,
+            kind: None,
+            detail: None,
             fix: None,
             reply: Some(r.one_line()),
             transcript: Vec::new(),

@@ -369,7 +369,7 @@ impl Worker {
             Err(f) => {
                 let expired = now - rec.created_ms >= GIVE_UP.as_millis() as i64;
                 // The server's text is copied: bounded (a reply may be 128 lines of 2 KiB).
-                let why = format!("{}: {}", super::testmail::headline(f), f.detail);
+                let why = format!("{}: {}", super::testmail::headline(f.kind), f.detail);
                 rec.last_error = Some(bounded(&why, ERROR_MAX));
                 rec.smtp_reply = f.reply.as_ref().map(|r| bounded(&r.one_line(), ERROR_MAX));
                 if f.permanent && !matches!(f.kind, Kind::Auth | Kind::Config) || expired {

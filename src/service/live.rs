@@ -240,9 +240,12 @@ impl Live {
         }
     }
 
-    /// A step failed: what the run changed is put back as it was.
-    pub async fn undo(&mut self) {
+    /// A step failed: what the run changed is put back as it was. Names the steps whose
+    /// change was undone (`inbound`, `console`).
+    pub async fn undo(&mut self) -> Vec<&'static str> {
+        let mut undone = Vec::new();
         if let Some(old) = self.previous_inbound.take() {
+            undone.push("inbound");
             let mut new = std::mem::replace(&mut self.inbound, old);
             if let Some(g) = self.inbound.as_mut() {
                 g.accept(&self.ex, &self.shared);
@@ -253,6 +256,7 @@ impl Live {
         }
         match self.previous_console.take() {
             Some(ConsoleUndo::Identity(old)) => {
+                undone.push("console");
                 *self
                     .console
                     .identity
@@ -260,11 +264,13 @@ impl Live {
                     .unwrap_or_else(|e| e.into_inner()) = old;
             }
             Some(ConsoleUndo::Listener(old)) => {
+                undone.push("console");
                 let mut new = std::mem::replace(&mut self.console, old);
                 new.stop().await;
             }
             None => {}
         }
+        undone
     }
 
     /// Sessions alive now, in every generation.

@@ -174,7 +174,7 @@ pub async fn smarthost(s: &Settings) -> Result<String, String> {
         let session = Session::open(&target).await.map_err(|e| {
             format!(
                 "{}: {}",
-                crate::outbound::testmail::headline(&e.failure),
+                crate::outbound::testmail::headline(e.failure.kind),
                 e.failure.detail
             )
         })?;

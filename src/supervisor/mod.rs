@@ -27,6 +27,17 @@ use runs::{Busy, Event, Run, Status, Step, StepStatus};
 use std::time::{Instant, SystemTime};
 
 /// Keys whose change means a new port-25 listener generation.
+/// Every step of a run, in order.
+pub const STEPS: &[&str] = &[
+    "validate",
+    "inbound",
+    "inbound_check",
+    "console",
+    "smarthost",
+    "webhook",
+    "apply",
+];
+
 const INBOUND_KEYS: &[&str] = &[
     "hostname",
     "smtp.enabled",
@@ -254,15 +265,25 @@ pub async fn execute(app: &App, live: &mut Live, id: u64) {
             );
         }
         Err(why) => {
-            live.undo().await;
+            let undone = live.undo().await;
             for s in run
                 .steps
                 .iter_mut()
-                .filter(|s| s.status == StepStatus::Success)
+                .filter(|s| s.status == StepStatus::Success && undone.contains(&s.name.as_str()))
             {
-                if matches!(s.name.as_str(), "inbound" | "console") {
-                    s.status = StepStatus::RolledBack;
-                }
+                s.status = StepStatus::RolledBack;
+                s.message = format!("{}; put back as it was", s.message);
+            }
+            let reached: Vec<String> = run.steps.iter().map(|s| s.name.clone()).collect();
+            for name in STEPS.iter().filter(|n| !reached.iter().any(|r| r == *n)) {
+                run.steps.push(Step {
+                    name: name.to_string(),
+                    status: StepStatus::NotRun,
+                    message: "not run: an earlier step failed".into(),
+                    started_at: now(),
+                    finished_at: None,
+                    took_ms: None,
+                });
             }
             log::error!(
                 "configuration run {id} failed: {why}; the settings in force are unchanged"

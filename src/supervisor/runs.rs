@@ -33,15 +33,18 @@ impl Status {
 /// One step's outcome. `skipped`: nothing it looks after changed; `warning`: done, with
 /// something worth knowing that does not stop the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Running,
     Success,
     Skipped,
     Warning,
     Failed,
-    /// Undone after a later step failed.
+    /// Done, then put back as it was because a later step failed.
+    #[serde(alias = "rolledback")]
     RolledBack,
+    /// Not reached: an earlier step failed.
+    NotRun,
 }
 
 impl StepStatus {
@@ -53,6 +56,7 @@ impl StepStatus {
             StepStatus::Warning => "warning",
             StepStatus::Failed => "failed",
             StepStatus::RolledBack => "rolled_back",
+            StepStatus::NotRun => "not_run",
         }
     }
 }

@@ -20,6 +20,9 @@ const DESKTOP: (u32, u32) = (1280, 900);
 /// Words of one language the walk looks for.
 struct Words {
     lang: &'static str,
+    save_error: &'static str,
+    changed_auth: &'static str,
+    run_failed: &'static str,
     test_ok: &'static str,
     test_failed: &'static str,
     run_success: &'static str,
@@ -28,6 +31,9 @@ struct Words {
 
 const EN: Words = Words {
     lang: "en",
+    changed_auth: "Authentication: None \u{2192} Login",
+    save_error: "Some settings need fixing before they can be saved:",
+    run_failed: "Failed: the settings in force are unchanged.",
     test_ok: "The test email was accepted by the SMTP server.",
     test_failed: "The test email could not be sent.",
     run_success: "Success: the new settings are in force.",
@@ -49,6 +55,9 @@ const EN: Words = Words {
 
 const JA: Words = Words {
     lang: "ja",
+    changed_auth: "認証: なし \u{2192} Login",
+    save_error: "保存する前に次の設定を修正する必要があります:",
+    run_failed: "失敗: 有効な設定は変更されていません。",
     test_ok: "テスト メールは SMTP サーバーに受け付けられました。",
     test_failed: "テスト メールを送信できませんでした。",
     run_success: "成功: 新しい設定が有効になりました。",
@@ -68,8 +77,9 @@ const JA: Words = Words {
     ],
 };
 
-/// Checks the page with axe-core and photographs it at desktop and phone width.
-fn look(b: &Browser, phone: &Browser, url: &str, name: &str) {
+/// Checks the page with axe-core and photographs it at desktop width, and, when the page can
+/// be reached by its address (not the answer to a form), at phone width too.
+fn look(b: &Browser, phone: Option<(&Browser, &str)>, name: &str) {
     let violations = b.axe();
     assert!(
         violations.is_empty(),
@@ -77,6 +87,7 @@ fn look(b: &Browser, phone: &Browser, url: &str, name: &str) {
         violations.join("\n")
     );
     b.screenshot(name);
+    let Some((phone, url)) = phone else { return };
     phone.go(url);
     let violations = phone.axe();
     assert!(
@@ -106,19 +117,19 @@ fn walk(w: &Words) {
         b.url()
     );
     let login_url = b.url();
-    look(&b, &phone, &login_url, &format!("login-{}", w.lang));
+    look(&b, Some((&phone, &login_url)), &format!("login-{}", w.lang));
     // A wrong password first: the same words for any wrong password, and the form again.
     b.fill("#password", "not-the-password");
-    b.click(&b.find("form button[type=submit]"));
+    b.submit("form button[type=submit]");
     assert!(b.exists("#password-error"), "{}", b.page_text());
     b.screenshot(&format!("login-wrong-{}", w.lang));
     b.fill("#password", &h.initial_password());
-    b.click(&b.find("form button[type=submit]"));
+    b.submit("form button[type=submit]");
     assert!(b.url().ends_with("/setup/settings"), "{}", b.url());
     // The phone signs in too, for its photographs.
     phone.go(&login_url);
     phone.fill("#password", &h.initial_password());
-    phone.click(&phone.find("form button[type=submit]"));
+    phone.submit("form button[type=submit]");
 
     // All of the text, the closed test section's too.
     let text = b
@@ -131,8 +142,7 @@ fn walk(w: &Words) {
     }
     look(
         &b,
-        &phone,
-        &format!("{base}/setup/settings"),
+        Some((&phone, &format!("{base}/setup/settings"))),
         &format!("settings-{}", w.lang),
     );
 
@@ -147,23 +157,22 @@ fn walk(w: &Words) {
     // The script lists the changes before anything is saved.
     let changes = b.text("#changes");
     assert!(changes.contains("localhost"), "{changes}");
+    assert!(
+        changes.contains(w.changed_auth),
+        "in the form's words: {changes}"
+    );
     // Test email settings: accepted.
     if !b.exists("details.test[open]") {
         b.click(&b.find("details.test summary"));
     }
     b.fill("#test-to", "admin@example.org");
-    b.click(&b.find("button[value=test]"));
+    b.submit("button[value=test]");
     let text = b.wait_text("the test's outcome", WAIT, |t| {
         t.contains(w.test_ok) || t.contains(w.test_failed)
     });
     assert!(text.contains(w.test_ok), "{text}");
     assert!(text.contains("250"), "{text}");
-    look(
-        &b,
-        &phone,
-        &format!("{base}/setup/settings"),
-        &format!("test-ok-{}", w.lang),
-    );
+    look(&b, None, &format!("test-ok-{}", w.lang));
     assert_eq!(sh.received().len(), 1, "the smarthost got the test email");
     // The values stayed on the form (nothing was saved): break the password and test again.
     assert_eq!(
@@ -171,7 +180,7 @@ fn walk(w: &Words) {
         "localhost"
     );
     b.fill("#smtp-password", "wrong-password-1");
-    b.click(&b.find("button[value=test]"));
+    b.submit("button[value=test]");
     let text = b.wait_text("the failure", WAIT, |t| t.contains(w.test_failed));
     assert!(text.contains("535"), "{text}");
     assert!(
@@ -182,9 +191,21 @@ fn walk(w: &Words) {
         text.contains("[redacted]") && !text.contains("wrong-password-1"),
         "{text}"
     );
-    let violations = b.axe();
-    assert!(violations.is_empty(), "{}", violations.join("\n"));
-    b.screenshot(&format!("test-auth-error-{}", w.lang));
+    look(&b, None, &format!("test-auth-error-{}", w.lang));
+
+    // A port that cannot be: the save is refused, the summary on top names the field and
+    // takes the focus, and the field says what it must be.
+    b.fill("#smtp-port", "70000");
+    b.submit(".save-bar button[value=save]");
+    let text = b.page_text();
+    assert!(text.contains(w.save_error), "{text}");
+    assert!(b.exists("#smtp-port-error"), "{text}");
+    assert_eq!(
+        b.script("return document.activeElement.id;"),
+        "error-summary"
+    );
+    look(&b, None, &format!("save-error-{}", w.lang));
+    b.fill("#smtp-port", &sh.port.to_string());
 
     // Save with the right password and Enforce TLS auth; the run's page follows the run.
     b.fill("#smtp-password", PASSWORD);
@@ -192,18 +213,17 @@ fn walk(w: &Words) {
     if b.script("return document.getElementById('inbound-tls-enforced').checked;") != true {
         b.click(&tls);
     }
-    b.click(&b.find(".save-bar button[value=save]"));
+    b.submit(".save-bar button[value=save]");
     assert!(b.url().contains("/setup/runs/"), "{}", b.url());
     let text = b.wait_text("the run to end", WAIT, |t| {
         t.contains(w.run_success) || t.contains("Failed") || t.contains("失敗")
     });
     assert!(text.contains(w.run_success), "{text}");
     let run_url = b.url();
-    look(&b, &phone, &run_url, &format!("run-{}", w.lang));
+    look(&b, Some((&phone, &run_url)), &format!("run-{}", w.lang));
     look(
         &b,
-        &phone,
-        &format!("{base}/setup/runs"),
+        Some((&phone, &format!("{base}/setup/runs"))),
         &format!("runs-{}", w.lang),
     );
 
@@ -225,8 +245,37 @@ fn walk(w: &Words) {
         true
     );
     assert!(!b.exists(".pending"));
+    // A setting saved elsewhere (the CLI) on an address another program holds: the page lists
+    // it as saved but not in force, and applying it from there fails and puts everything back.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap().to_string();
+    let o = h.cli(&["config", "set", "inbound.listen", &taken_at]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    b.go(&format!("{base}/setup/settings"));
+    assert!(b.exists(".pending"), "{}", b.page_text());
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/settings"))),
+        &format!("pending-{}", w.lang),
+    );
+    b.submit(".pending button[value=apply]");
+    let text = b.wait_text("the run to fail", WAIT, |t| {
+        t.contains(w.run_success) || t.contains(w.run_failed)
+    });
+    assert!(text.contains(w.run_failed), "{text}");
+    assert!(
+        text.contains(&taken_at),
+        "the reason names the address:\n{text}"
+    );
+    let failed_url = b.url();
+    look(
+        &b,
+        Some((&phone, &failed_url)),
+        &format!("run-failed-{}", w.lang),
+    );
+    drop(taken);
     // Sign out ends the session: the settings are behind the sign-in again.
-    b.click(&b.find("form.signout button"));
+    b.submit("form.signout button");
     b.go(&format!("{base}/setup/settings"));
     assert!(b.url().contains("/setup/login"), "{}", b.url());
     drop((b, phone));

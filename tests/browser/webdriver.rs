@@ -160,6 +160,23 @@ impl Browser {
         self.cmd("POST", &format!("/element/{}/click", el.0), Some(json!({})));
     }
 
+    /// Clicks the button that submits a form and waits for the next page to have loaded (a
+    /// click returns as soon as it is dispatched, before the navigation it starts).
+    pub fn submit(&self, css: &str) {
+        self.script("window.__heraldBefore = true;");
+        self.click(&self.find(css));
+        let deadline = Instant::now() + WAIT;
+        while self.script("return !window.__heraldBefore && document.readyState === 'complete';")
+            != true
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{css}: no new page after {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     pub fn clear(&self, el: &El) {
         self.cmd("POST", &format!("/element/{}/clear", el.0), Some(json!({})));
     }
@@ -230,34 +247,30 @@ impl Browser {
         }
     }
 
-    /// A screenshot of the whole page, written as `target/screenshots/<name>.png`.
+    /// A screenshot of the whole page, written as `target/screenshots/<name>.png`: through
+    /// the DevTools protocol (what Puppeteer's `fullPage` does), so a phone's page is
+    /// photographed whole too and the window keeps its size.
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        // The whole page: the window grows to the document's height first.
-        let h = self
-            .script("return Math.ceil(document.documentElement.scrollHeight);")
-            .as_u64()
-            .unwrap_or(900);
-        let w = self
-            .script("return window.outerWidth;")
-            .as_u64()
-            .unwrap_or(1280);
-        let mobile = self.script("return navigator.userAgent.includes('Mobile');") == true;
-        if mobile {
-            // Emulated phones keep their own size: photograph what fits, scrolled once more.
-            let png = self.cmd("GET", "/screenshot", None);
-            let path = screenshots().join(format!("{name}.png"));
-            std::fs::write(&path, base64_decode(png.as_str().unwrap())).unwrap();
-            return path;
-        }
-        self.cmd(
-            "POST",
-            "/window/rect",
-            Some(json!({"width": w, "height": h.clamp(600, 6000) + 120})),
+        let cdp = |cmd: &str, params: Json| {
+            self.cmd(
+                "POST",
+                "/goog/cdp/execute",
+                Some(json!({"cmd": cmd, "params": params})),
+            )
+        };
+        let metrics = cdp("Page.getLayoutMetrics", json!({}));
+        let size = &metrics["cssContentSize"];
+        let (w, h) = (
+            size["width"].as_f64().unwrap_or(1280.0).ceil(),
+            size["height"].as_f64().unwrap_or(900.0).ceil().min(8000.0),
         );
-        let png = self.cmd("GET", "/screenshot", None);
-        let bytes = base64_decode(png.as_str().unwrap());
+        let shot = cdp(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}),
+        );
         let path = screenshots().join(format!("{name}.png"));
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, base64_decode(shot["data"].as_str().unwrap())).unwrap();
         path
     }
 

@@ -15,6 +15,11 @@ fn status_class(s: &str) -> &'static str {
     }
 }
 
+/// A run's own messages are English: marked so on a page in another language.
+fn english_in(ctx: &Ctx) -> Option<&'static str> {
+    (ctx.lang != super::Lang::En).then_some("en")
+}
+
 fn step_status(s: StepStatus) -> &'static str {
     s.name()
 }
@@ -63,7 +68,7 @@ pub fn run(ctx: &Ctx, run: &Run) -> Markup {
             Status::Success => p.notice.good role="status" { (ctx.t("run.success")) },
             Status::Failed => div.notice.bad role="alert" {
                 p { (ctx.t("run.failed")) }
-                @if let Some(e) = &run.error { p { strong { (e) } } }
+                @if let Some(e) = &run.error { p lang=[english_in(ctx)] { strong { (e) } } }
                 p { (ctx.t("run.fix")) }
             },
         }
@@ -78,7 +83,7 @@ pub fn run(ctx: &Ctx, run: &Run) -> Markup {
         }
         h2 id="steps-title" { (ctx.t("run.steps")) }
         div.table-wrap tabindex="0" role="region" aria-labelledby="steps-title" {
-            table.steps {
+            table.steps.stack {
                 thead { tr {
                     th scope="col" { (ctx.t("col.step")) }
                     th scope="col" { (ctx.t("col.status")) }
@@ -89,9 +94,11 @@ pub fn run(ctx: &Ctx, run: &Run) -> Markup {
                     @for s in &run.steps {
                         tr {
                             th scope="row" { (ctx.t(&format!("step.{}", s.name))) }
-                            td { span.badge.(status_class(step_status(s.status))) { (ctx.t(&format!("status.{}", step_status(s.status)))) } }
-                            td { (s.message) }
-                            td.num { (took(s.took_ms)) }
+                            td data-label=(ctx.t("col.status")) { span.badge.(status_class(step_status(s.status))) { (ctx.t(&format!("status.{}", step_status(s.status)))) } }
+                            td data-label=(ctx.t("col.what")) lang=[english_in(ctx)] { (s.message) }
+                            td.num data-label=(ctx.t("col.time")) {
+                                @if s.status == StepStatus::NotRun { "—" } @else { (took(s.took_ms)) }
+                            }
                         }
                     }
                 }
@@ -118,7 +125,7 @@ pub fn list(ctx: &Ctx, runs: &[Run]) -> Markup {
             p { (ctx.t("runs.none")) }
         } @else {
             div.table-wrap tabindex="0" role="region" aria-labelledby="runs-title" {
-                table {
+                table.stack {
                     thead { tr {
                         th scope="col" { (ctx.t("col.run")) }
                         th scope="col" { (ctx.t("col.status")) }
@@ -130,10 +137,10 @@ pub fn list(ctx: &Ctx, runs: &[Run]) -> Markup {
                         @for r in runs {
                             tr {
                                 th scope="row" { a href=(format!("/setup/runs/{}", r.id)) { "#" (r.id) } }
-                                td { span.badge.(status_class(r.status.name())) { (ctx.t(&format!("status.{}", r.status.name()))) } }
-                                td { (when(&r.started_at)) }
-                                td.num { (took(r.took_ms)) }
-                                td { (changes(ctx, r)) }
+                                td data-label=(ctx.t("col.status")) { span.badge.(status_class(r.status.name())) { (ctx.t(&format!("status.{}", r.status.name()))) } }
+                                td data-label=(ctx.t("col.started")) { (when(&r.started_at)) }
+                                td.num data-label=(ctx.t("run.took")) { (took(r.took_ms)) }
+                                td data-label=(ctx.t("col.changes")) { (changes(ctx, r)) }
                             }
                         }
                     }

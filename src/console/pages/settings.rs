@@ -14,6 +14,9 @@ use maud::{Markup, html};
 pub struct Test<'a> {
     pub ok: bool,
     pub error: Option<&'a str>,
+    /// The failure's kind (`TestResult::kind`) and what exactly went wrong.
+    pub kind: Option<&'a str>,
+    pub detail: Option<&'a str>,
     /// What to do about it, in plain words.
     pub fix: Option<&'a str>,
     /// The server's final reply (accepted or not).
@@ -41,6 +44,22 @@ pub struct View<'a> {
     pub running: Option<u64>,
     /// Saving was refused because a run is going on.
     pub busy: bool,
+}
+
+/// Errors in the order of the fields on the page, so the summary reads top to bottom.
+fn in_form_order(errors: &[(String, String)]) -> Vec<&(String, String)> {
+    let place = |k: &str| {
+        if k == "test_to" {
+            return 0;
+        }
+        crate::console::setup::FORM_KEYS
+            .iter()
+            .position(|f| *f == k)
+            .map_or(usize::MAX, |p| p + 1)
+    };
+    let mut v: Vec<&(String, String)> = errors.iter().collect();
+    v.sort_by_key(|(k, _)| place(k));
+    v
 }
 
 fn id_of(key: &str) -> String {
@@ -72,8 +91,9 @@ impl View<'_> {
         value_text(self.values.get(key))
     }
 
-    fn applied_text(&self, key: &str) -> String {
-        value_text(self.applied.get(key))
+    /// A value as saved, for the script's list of changes made on the page.
+    fn saved_text(&self, key: &str) -> String {
+        value_text(self.saved.get(key))
     }
 }
 
@@ -90,11 +110,20 @@ fn described(view: &View, key: &str, help: bool) -> Option<String> {
     (!ids.is_empty()).then(|| ids.join(" "))
 }
 
-fn error_line(view: &View, key: &str) -> Markup {
+fn error_line(ctx: &Ctx, view: &View, key: &str) -> Markup {
     html! {
         @if let Some(e) = view.error(key) {
-            p.error id=(format!("{}-error", id_of(key))) { (e) }
+            p.error id=(format!("{}-error", id_of(key))) { (message(ctx, key, e)) }
         }
+    }
+}
+
+/// A refused value's message in the page's language: in Japanese the setting's rule in
+/// Japanese, then the validator's exact English words (what a support ticket quotes).
+fn message(ctx: &Ctx, key: &str, msg: &str) -> Markup {
+    match ctx.lang.rule(key) {
+        Some(rule) => html! { (rule) " " span.detail lang="en" { "(" (msg) ")" } },
+        None => html! { (msg) },
     }
 }
 
@@ -116,12 +145,12 @@ fn text(ctx: &Ctx, view: &View, key: &str, kind: &str, numeric: bool, help: bool
             input id=(id) name=(key) type=(kind) value=(view.shown(key))
                 inputmode=[numeric.then_some("numeric")]
                 autocomplete="off" spellcheck="false"
-                data-applied=(view.applied_text(key))
+                data-saved=(view.saved_text(key))
                 data-label=(ctx.t(&format!("field.{key}")))
                 aria-describedby=[described(view, key, help)]
                 aria-invalid=[invalid.then_some("true")];
             @if help { (help_line(ctx, key, &help_key)) }
-            (error_line(view, key))
+            (error_line(ctx, view, key))
         }
     }
 }
@@ -135,13 +164,13 @@ fn checkbox(ctx: &Ctx, view: &View, key: &str, help: bool) -> Markup {
             // An unchecked box sends nothing: the hidden "false" before it says so.
             input type="hidden" name=(key) value="false";
             input id=(id) name=(key) type="checkbox" value="true" checked[on]
-                data-applied=(view.applied_text(key))
+                data-saved=(view.saved_text(key))
                 data-label=(ctx.t(&format!("field.{key}")))
                 aria-describedby=[described(view, key, help)]
                 aria-invalid=[invalid.then_some("true")];
             label for=(id) { (ctx.t(&format!("field.{key}"))) }
             @if help { (help_line(ctx, key, &format!("help.{key}"))) }
-            (error_line(view, key))
+            (error_line(ctx, view, key))
         }
     }
 }
@@ -154,7 +183,7 @@ fn select(ctx: &Ctx, view: &View, key: &str, prefix: &str, choices: &[&str]) -> 
         div.field.invalid[invalid] {
             label for=(id) { (ctx.t(&format!("field.{key}"))) }
             select id=(id) name=(key)
-                data-applied=(view.applied_text(key))
+                data-saved=(view.saved_text(key))
                 data-label=(ctx.t(&format!("field.{key}")))
                 aria-describedby=[described(view, key, true)]
                 aria-invalid=[invalid.then_some("true")] {
@@ -163,7 +192,7 @@ fn select(ctx: &Ctx, view: &View, key: &str, prefix: &str, choices: &[&str]) -> 
                 }
             }
             (help_line(ctx, key, &format!("help.{key}")))
-            (error_line(view, key))
+            (error_line(ctx, view, key))
         }
     }
 }
@@ -188,7 +217,7 @@ fn password(ctx: &Ctx, view: &View) -> Markup {
                 aria-describedby=[described(view, key, true)]
                 aria-invalid=[invalid.then_some("true")];
             (help_line(ctx, key, help))
-            (error_line(view, key))
+            (error_line(ctx, view, key))
         }
     }
 }
@@ -203,7 +232,7 @@ fn support(ctx: &Ctx, view: &View) -> Markup {
             @for (value, label, help) in [("email", "support.email", "help.support.email"), ("url", "support.url", "help.support.url")] {
                 div.radio {
                     input type="radio" id=(format!("support-{value}")) name="smtp.support_type" value=(value)
-                        checked[kind == value] data-applied=(view.applied_text("smtp.support_type"))
+                        checked[kind == value] data-saved=(view.saved_text("smtp.support_type"))
                         data-label=(ctx.t("field.smtp.support_type"))
                         aria-describedby=(format!("support-{value}-help"));
                     label for=(format!("support-{value}")) { (ctx.t(label)) }
@@ -213,11 +242,11 @@ fn support(ctx: &Ctx, view: &View) -> Markup {
             label for="smtp-support-address" { (ctx.t("field.smtp.support_address")) }
             input id="smtp-support-address" name="smtp.support_address" type="text"
                 value=(view.shown("smtp.support_address")) autocomplete="off"
-                data-applied=(view.applied_text("smtp.support_address"))
+                data-saved=(view.saved_text("smtp.support_address"))
                 data-label=(ctx.t("field.smtp.support_address"))
                 aria-describedby=[described(view, "smtp.support_address", false)]
                 aria-invalid=[invalid.then_some("true")];
-            (error_line(view, "smtp.support_address"))
+            (error_line(ctx, view, "smtp.support_address"))
         }
     }
 }
@@ -267,7 +296,7 @@ fn test_section(ctx: &Ctx, view: &View) -> Markup {
                         autocomplete="email"
                         aria-describedby=[view.error("test_to").map(|_| "test-to-error")]
                         aria-invalid=[view.error("test_to").map(|_| "true")];
-                    (error_line(view, "test_to"))
+                    (error_line(ctx, view, "test_to"))
                 }
                 button.secondary type="submit" name="action" value="test" { (ctx.t("test.send")) }
                 div.test-result role="status" aria-live="polite" {
@@ -275,23 +304,44 @@ fn test_section(ctx: &Ctx, view: &View) -> Markup {
                         @if t.ok {
                             p.notice.good { (ctx.t("test.ok")) }
                         } @else {
-                            p.notice.bad { (ctx.t("test.failed")) " " (t.error.unwrap_or("")) }
+                            p.notice.bad {
+                                (ctx.t("test.failed")) " "
+                                @match (t.kind, t.detail) {
+                                    (Some(kind), Some(detail)) => {
+                                        (ctx.t(&format!("test.kind.{kind}"))) ": " span lang="en" { (detail) }
+                                    }
+                                    _ => (t.error.unwrap_or("")),
+                                }
+                            }
                         }
                         @if let Some(r) = t.reply {
                             p { strong { (ctx.t("test.reply")) ": " } code { (r) } }
                         }
-                        @if let Some(f) = t.fix {
+                        @if let Some(kind) = t.kind {
+                            p { strong { (ctx.t("test.fix")) ": " } (ctx.t(&format!("test.fix.{kind}"))) }
+                        } @else if let Some(f) = t.fix {
                             p { strong { (ctx.t("test.fix")) ": " } (f) }
                         }
                         p.help { (ctx.t("test.notsent")) }
                         @if !t.transcript.is_empty() {
                             h3 { (ctx.t("test.transcript")) }
-                            pre.transcript tabindex="0" { @for line in t.transcript { (line) "\n" } }
+                            pre.transcript tabindex="0" { @for line in t.transcript { (transcript_line(line)) "\n" } }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// A line of the SMTP conversation; a server's 4xx or 5xx reply stands out (`mark`), so the
+/// line that explains a failure is found at a glance.
+fn transcript_line(line: &str) -> Markup {
+    let refusal = line
+        .strip_prefix("-> \"")
+        .is_some_and(|r| matches!(r.as_bytes().first(), Some(b'4' | b'5')));
+    html! {
+        @if refusal { mark { (line) } } @else { (line) }
     }
 }
 
@@ -306,14 +356,14 @@ fn pending(ctx: &Ctx, view: &View) -> Markup {
             section.card.pending aria-labelledby="pending-title" {
                 h2 id="pending-title" { (ctx.t("pending.title")) }
                 p { (ctx.t("pending.intro")) }
-                table {
+                table.stack {
                     thead { tr { th scope="col" { (ctx.t("col.setting")) } th scope="col" { (ctx.t("col.inforce")) } th scope="col" { (ctx.t("col.saved")) } } }
                     tbody {
                         @for k in &changed {
                             tr {
                                 th scope="row" { (label(ctx, k)) }
-                                td { (shown_value(ctx, view.applied, k)) }
-                                td { (shown_value(ctx, view.saved, k)) }
+                                td data-label=(ctx.t("col.inforce")) { (shown_value(ctx, view.applied, k)) }
+                                td data-label=(ctx.t("col.saved")) { (shown_value(ctx, view.saved, k)) }
                             }
                         }
                     }
@@ -348,8 +398,8 @@ pub fn render(ctx: &Ctx, view: &View) -> Markup {
             div.notice.bad role="alert" id="error-summary" tabindex="-1" {
                 p { (ctx.t("errors.title")) }
                 ul {
-                    @for (k, m) in view.errors {
-                        li { a href=(format!("#{}", if k == "test_to" { "test-to".to_string() } else { id_of(k) })) { (label(ctx, k)) } ": " (m) }
+                    @for (k, m) in in_form_order(view.errors) {
+                        li { a href=(format!("#{}", if k == "test_to" { "test-to".to_string() } else { id_of(k) })) { (label(ctx, k)) } ": " (message(ctx, k, m)) }
                     }
                 }
             }
@@ -383,7 +433,8 @@ pub fn render(ctx: &Ctx, view: &View) -> Markup {
                 (text(ctx, view, "replies.ca_file", "text", false, true))
             }
             div.save-bar {
-                div #changes .changes aria-live="polite" hidden data-title=(ctx.t("changes.title")) data-none=(ctx.t("changes.none")) {}
+                div #changes .changes aria-live="polite" hidden data-title=(ctx.t("changes.title")) data-none=(ctx.t("changes.none"))
+                    data-on=(ctx.t("changes.on")) data-off=(ctx.t("changes.off")) {}
                 p.help { (ctx.t("save.note")) }
                 (save)
             }

@@ -129,6 +129,8 @@ fn hostile_values_and_server_replies_render_inert() {
     v.test = Some(settings::Test {
         ok: false,
         error: Some(evil),
+        kind: Some("auth"),
+        detail: Some(evil),
         fix: Some(evil),
         reply: Some(evil),
         transcript: &transcript,
@@ -166,10 +168,14 @@ fn saved_settings_not_in_force_are_listed_with_what_they_change() {
     let html = settings::render(&ctx(Lang::En), &view).into_string();
     assert!(html.contains("Saved, not yet in force"));
     assert!(
-        html.contains("<th scope=\"row\">Port</th><td>587</td><td>2525</td>"),
+        html.contains(
+            "<th scope=\"row\">Port</th><td data-label=\"In force\">587</td><td data-label=\"Saved\">2525</td>"
+        ),
         "{html}"
     );
-    assert!(html.contains("<th scope=\"row\">Password</th><td>(set)</td><td>(set)</td>"));
+    assert!(html.contains(
+        "<th scope=\"row\">Password</th><td data-label=\"In force\">(set)</td><td data-label=\"Saved\">(set)</td>"
+    ));
     assert!(!html.contains("another"));
 }
 
@@ -240,4 +246,52 @@ fn the_sign_in_page_says_the_same_for_every_wrong_password() {
     assert!(html.contains(r#"aria-describedby="password-help password-error""#));
     assert!(!html.contains("Sign out"), "no session, no sign-out");
     assert!(html.contains(r#"href="/setup/lang?to=ja&amp;back=/setup/login""#));
+}
+
+#[test]
+fn in_japanese_a_failed_test_and_a_refused_field_say_what_to_do_in_japanese() {
+    let transcript = vec!["<- \"535 5.7.8 bad credentials\\r\\n\"".to_string()];
+    let errors = vec![
+        (
+            "smtp.noreply_address".to_string(),
+            "must be an email address".to_string(),
+        ),
+        (
+            "smtp.port".to_string(),
+            "\"x\" is not a number; must be 1 to 65535".to_string(),
+        ),
+    ];
+    let s = settings();
+    let mut v = base(&s);
+    v.errors = &errors;
+    v.test = Some(settings::Test {
+        ok: false,
+        error: Some("Authentication failed: 535 5.7.8 bad credentials"),
+        kind: Some("auth"),
+        detail: Some("535 5.7.8 bad credentials"),
+        fix: Some("Check Username and Password."),
+        reply: Some("535 5.7.8 bad credentials"),
+        transcript: &transcript,
+    });
+    let html = settings::render(&ctx(Lang::Ja), &v).into_string();
+    assert!(
+        html.contains("認証に失敗しました: <span lang=\"en\">535 5.7.8 bad credentials</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("ユーザー名とパスワードを確認してください。"),
+        "{html}"
+    );
+    assert!(!html.contains("Check Username and Password."), "{html}");
+    assert!(
+        html.contains("1 から 65535 までの整数を入力してください"),
+        "{html}"
+    );
+    assert!(
+        html.contains("(&quot;x&quot; is not a number; must be 1 to 65535)"),
+        "the exact detail stays: {html}"
+    );
+    // The summary follows the form: Port comes before No-reply email address.
+    let summary = &html[html.find("error-summary").unwrap()..];
+    assert!(summary.find("#smtp-port").unwrap() < summary.find("#smtp-noreply-address").unwrap());
 }
