@@ -13,12 +13,30 @@ if ! command -v wrk >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 
+# BENCH_ONLY="inbound console" measures only those sections (footprint inbound outbound replies
+# console); the others keep their figures.
+only() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+# Writes $2 between the markers of section $1 in BENCHMARKS.md.
+write_section() {
+python3 - "$1" "$2" <<'PY'
+import sys
+name, body = sys.argv[1], sys.argv[2]
+path = "BENCHMARKS.md"
+text = open(path).read()
+start, end = f"<!-- bench:{name}:start -->\n", f"<!-- bench:{name}:end -->"
+a, b = text.index(start) + len(start), text.index(end)
+open(path, "w").write(text[:a] + body + "\n" + text[b:])
+PY
+}
+
 # --- footprint: stripped binary size, idle memory of `herald run` ---
+if only footprint; then
 size=$(stat -c %s "$BIN")
 cat > "$work/herald.toml" <<CFG
 hostname = "bench.example.test"
@@ -51,23 +69,13 @@ MD
 )
 echo "$section"
 
-# Writes $2 between the markers of section $1 in BENCHMARKS.md.
-write_section() {
-python3 - "$1" "$2" <<'PY'
-import sys
-name, body = sys.argv[1], sys.argv[2]
-path = "BENCHMARKS.md"
-text = open(path).read()
-start, end = f"<!-- bench:{name}:start -->\n", f"<!-- bench:{name}:end -->"
-a, b = text.index(start) + len(start), text.index(end)
-open(path, "w").write(text[:a] + body + "\n" + text[b:])
-PY
-}
 write_section footprint "$section"
+fi
 
 # --- inbound: herald and Postfix (../shared/bench/postfix-anchor.sh), same run ---
 shared=${SHARED:-../shared}
-if [ -f "$shared/bench/postfix-anchor.sh" ]; then
+if ! only inbound; then :
+elif [ -f "$shared/bench/postfix-anchor.sh" ]; then
   inbound=$(python3 scripts/bench_inbound.py "$BIN" target/release/examples/smtp_probe "$shared" "$work/inbound")
   echo "$inbound"
   write_section inbound "$inbound"
@@ -77,7 +85,8 @@ fi
 
 # --- outbound: notifications from API 202 to smarthost 250, herald and Postfix relaying to the
 # same smtp-sink, same run ---
-if [ -f "$shared/bench/postfix-anchor.sh" ]; then
+if ! only outbound; then :
+elif [ -f "$shared/bench/postfix-anchor.sh" ]; then
   outbound=$(python3 scripts/bench_outbound.py "$BIN" target/release/examples/api_load "$shared" "$work/outbound")
   echo "$outbound"
   write_section outbound "$outbound"
@@ -87,7 +96,8 @@ fi
 
 # --- reply processing: replies from the 250 to the webhook's 2xx, with a local webhook receiver;
 # smtp-source comes with Postfix (postfix-anchor.sh installs it) ---
-if command -v smtp-source >/dev/null; then
+if ! only replies; then :
+elif command -v smtp-source >/dev/null; then
   replies=$(python3 scripts/bench_replies.py "$BIN" "$work/replies")
   echo "$replies"
   write_section replies "$replies"
@@ -96,7 +106,8 @@ else
 fi
 
 # --- the console: configuration runs under inbound load, page latency under wrk ---
-if command -v smtp-source >/dev/null && command -v wrk >/dev/null; then
+if ! only console; then :
+elif command -v smtp-source >/dev/null && command -v wrk >/dev/null; then
   console=$(cd scripts && python3 bench_console.py "../$BIN" "$work/console")
   echo "$console"
   write_section console "$console"

@@ -94,8 +94,8 @@ try:
                                                   "Content-Type": "application/x-www-form-urlencoded"})
     session = [c for c in r.headers.get_all("Set-Cookie") if c.startswith("__Host-herald-session=")][0].split(";")[0]
 
-    def wrk(path):
-        out = sh("wrk", "-t", "2", "-c", "50", "-d", "10s", "--latency", "-H", f"Cookie: {session}",
+    def wrk(path, conns):
+        out = sh("wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", "10s", "--latency", "-H", f"Cookie: {session}",
                  f"https://127.0.0.1:{console_port}{path}")
         lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)$", out, re.M))
         rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -103,7 +103,8 @@ try:
         errors = re.search(r"Socket errors: (.*)", out)
         return lat, rate, int(non2xx.group(1)) if non2xx else 0, errors.group(1) if errors else "none"
 
-    pages = [(p, wrk(p)) for p in ("/setup/settings", "/setup/runs/1", "/static/herald.css")]
+    pages = [(p, c, wrk(p, c)) for p in ("/setup/settings", "/setup/runs/1", "/static/herald.css")
+             for c in (50, 1)]
 finally:
     stop(proc)
 
@@ -120,10 +121,14 @@ print("|---|---|---|---|---|")
 print(f"| {RUNS} | {pct(walls, .5):.0f} / {pct(walls, .99):.0f} / {max(walls):.0f} ms | "
       f"{pct(took, .5)} / {max(took)} ms | {refusals[0]} | {sent[0]:,} / {stored:,} / {sent[0] - stored:,} |")
 print()
-print("Console pages under `wrk -t2 -c50 -d10s` over HTTPS, signed in (the TLS handshake is paid once per "
-      "connection; every request goes through the HTTPS front, a Unix socket and tiny-http):")
+print("Console pages under `wrk -d10s` over HTTPS, signed in, at 50 connections (`-t2 -c50`, wrk on the "
+      "same 2 cores) and at one (`-t1 -c1`: the time one page takes with nothing queued before it). The "
+      "TLS handshake is paid once per connection; each request is parsed by the HTTPS front and answered "
+      "by the router. At 50 connections the cores are saturated and latency is mostly queueing: by "
+      "Little's law the mean is 50 / requests-per-second.")
 print()
-print("| page | requests/s | p50 | p90 | p99 | non-2xx | socket errors |")
-print("|---|---|---|---|---|---|---|")
-for path, (lat, rate, non2xx, errors) in pages:
-    print(f"| `{path}` | {rate:,.0f} | {lat.get('50', '?')} | {lat.get('90', '?')} | {lat.get('99', '?')} | {non2xx} | {errors} |")
+print("| page | connections | requests/s | p50 | p90 | p99 | mean by Little's law | non-2xx | socket errors |")
+print("|---|---|---|---|---|---|---|---|---|")
+for path, conns, (lat, rate, non2xx, errors) in pages:
+    print(f"| `{path}` | {conns} | {rate:,.0f} | {lat.get('50', '?')} | {lat.get('90', '?')} | {lat.get('99', '?')} | "
+          f"{conns / rate * 1000:.2f}ms | {non2xx} | {errors} |")

@@ -77,28 +77,25 @@ impl SettingsStore {
 
     /// The settings in force. Parsed again only when the stored bytes changed.
     pub fn applied(&self) -> Result<Option<Stored>, StoreError> {
-        let Some(bytes) = self.tree.get(APPLIED)? else {
-            return Ok(None);
-        };
-        let mut cache = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((seen, doc)) = cache.as_ref()
-            && *seen == bytes
-        {
-            return Ok(Some(doc.clone()));
-        }
-        let doc: Stored = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError(format!("stored settings unreadable: {e}")))?;
-        *cache = Some((bytes, doc.clone()));
-        Ok(Some(doc))
+        self.cached(APPLIED, &self.applied)
     }
 
     /// The saved settings not yet applied, if any. Parsed again only when the stored bytes
     /// changed (every console page reads them).
     pub fn pending(&self) -> Result<Option<Stored>, StoreError> {
-        let Some(bytes) = self.tree.get(PENDING)? else {
+        self.cached(PENDING, &self.pending)
+    }
+
+    /// The document under `key`, through `cache` (the bytes it was parsed from, and it).
+    fn cached(
+        &self,
+        key: &[u8],
+        cache: &Mutex<Option<(sled::IVec, Stored)>>,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(bytes) = self.tree.get(key)? else {
             return Ok(None);
         };
-        let mut cache = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((seen, doc)) = cache.as_ref()
             && *seen == bytes
         {
