@@ -38,10 +38,10 @@ impl Policy for AcceptSome {
 
 const SERVER_LIMIT: u64 = 4096;
 
-fn server_config(budget: u64) -> Config {
+fn server_config(budget: u64, limit: u64) -> Config {
     Config {
         hostname: "mx.example.test".into(),
-        max_message_size: SERVER_LIMIT,
+        max_message_size: limit,
         tls_available: true,
         tls_enforced: false,
         timeouts: Timeouts::default(),
@@ -52,8 +52,17 @@ fn server_config(budget: u64) -> Config {
 
 /// Runs a session over `chunks`; `fail_every` makes every n-th store fail.
 fn server_session(chunks: &[&[u8]], fail_every: u8, budget: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
+    session_limited(chunks, fail_every, budget, SERVER_LIMIT)
+}
+
+fn session_limited(
+    chunks: &[&[u8]],
+    fail_every: u8,
+    budget: u64,
+    limit: u64,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
     let t0 = Instant::now();
-    let mut s = Server::new(server_config(budget), Arc::new(AcceptSome), t0);
+    let mut s = Server::new(server_config(budget, limit), Arc::new(AcceptSome), t0);
     s.greet(t0);
     let mut out = s.take_output();
     let mut stored = Vec::new();
@@ -72,10 +81,7 @@ fn server_session(chunks: &[&[u8]], fail_every: u8, budget: u64) -> (Vec<u8>, Ve
             match e {
                 Event::Deliver(env) => {
                     assert!(!s.wants_input(), "reading while storing");
-                    assert!(
-                        env.data.len() as u64 <= SERVER_LIMIT,
-                        "stored past the limit"
-                    );
+                    assert!(env.data.len() as u64 <= limit, "stored past the limit");
                     n += 1;
                     if fail_every != 0 && n.is_multiple_of(u32::from(fail_every)) {
                         s.stored(Err("injected".into()), now);
@@ -143,6 +149,41 @@ pub fn smtp_server(input: &[u8]) {
             "byte by byte changed the session"
         );
     }
+}
+
+/// The bytes of one SMTP transaction carrying `message` (lines ending in CRLF, dot-stuffed), and
+/// where its DATA section starts in them.
+#[cfg(test)]
+pub(crate) fn transaction(message: &[u8]) -> (Vec<u8>, usize) {
+    let mut t = b"EHLO client.example.test\r\nMAIL FROM:<jane@example.com>\r\n\
+        RCPT TO:<x@noreply.example.test>\r\nDATA\r\n"
+        .to_vec();
+    let start = t.len();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b".") {
+            t.push(b'.');
+        }
+        t.extend_from_slice(line);
+        t.extend_from_slice(b"\r\n");
+    }
+    t.extend_from_slice(b".\r\nQUIT\r\n");
+    (t, start)
+}
+
+/// What the session machine stored of `transaction` read in pieces cut at `cuts` (ascending
+/// offsets), with messages up to 1 MiB.
+#[cfg(test)]
+pub(crate) fn stored_when_cut(transaction: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for &c in cuts {
+        chunks.push(&transaction[from..c]);
+        from = c;
+    }
+    chunks.push(&transaction[from..]);
+    session_limited(&chunks, 0, 1 << 24, 1 << 20).1
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +403,7 @@ mod tests {
             ];
             if *name == "reply_extract" {
                 dirs.push(root.join("tests/fixtures/replies"));
+                dirs.push(root.join("tests/fixtures/replies/corpus"));
             }
             let mut seen = 0;
             for dir in dirs {
@@ -370,6 +412,9 @@ mod tests {
                 };
                 for e in entries {
                     let path = e.unwrap().path();
+                    if path.is_dir() {
+                        continue;
+                    }
                     let bytes = std::fs::read(&path).unwrap();
                     let result = std::panic::catch_unwind(|| target(&bytes));
                     assert!(result.is_ok(), "{name}: {} fails", path.display());

@@ -14,7 +14,7 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 
 pub use super::html::html_to_text;
-pub use super::quotes::reply_text;
+pub use super::text::reply_text;
 
 /// What reply processing needs from a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Replies: the reply-address token (`token`), the reply text of a message (`extract`, with
-//! `quotes` and `html`), the webhook (`webhook`) and the processor that ties them (`processor`).
+//! `text` and `html`), the webhook (`webhook`) and the processor that ties them (`processor`).
 
+#[cfg(test)]
+mod corpus_tests;
 pub mod extract;
 #[cfg(test)]
 mod extract_shared_tests;
@@ -8,7 +10,7 @@ mod extract_shared_tests;
 mod extract_tests;
 mod html;
 pub mod processor;
-mod quotes;
 mod reading;
+mod text;
 pub mod token;
 pub mod webhook;
