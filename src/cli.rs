@@ -27,6 +27,7 @@ usage:
   herald reply-address KIND THREAD_ID USER_ID
                                              print a valid reply address (KIND: issue, pull_request,
                                              commit, discussion), to test the inbound path by hand
+  herald diagnostics [--data DIR]            print the diagnostics report (for a support ticket)
   herald version [--data DIR]                print the version of this program and of the service
   herald help                                this text
 
@@ -77,6 +78,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             finish(config_set(&data, pairs))
         }
         ["version"] => finish(version(&data)),
+        ["diagnostics"] => finish(diagnostics(&data)),
         ["test-email", to] => finish(test_email(&data, to)),
         ["reply-address", kind, thread, user] => finish(reply_address(&data, kind, thread, user)),
         ["help"] | ["--help"] | ["-h"] => {
@@ -84,7 +86,17 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             0
         }
         [] => usage_error("no command given"),
-        [cmd, ..] if ["run", "config", "version", "reply-address", "test-email"].contains(cmd) => {
+        [cmd, ..]
+            if [
+                "run",
+                "config",
+                "version",
+                "reply-address",
+                "test-email",
+                "diagnostics",
+            ]
+            .contains(cmd) =>
+        {
             usage_error(&format!("wrong arguments for `{}`", words.join(" ")))
         }
         [cmd, ..] => usage_error(&format!("unknown command `{cmd}`")),
@@ -477,6 +489,15 @@ fn reply_address(
         return Err(Outcome::Failed(error_text(&reply)));
     }
     println!("{}", shown(&reply.json()?["address"]));
+    Ok(())
+}
+
+fn diagnostics(data: &std::path::Path) -> Result<(), Outcome> {
+    let reply = control::request(data, "GET", "/setup/diagnostics", None)?;
+    if reply.status != 200 {
+        return Err(Outcome::Failed(error_text(&reply)));
+    }
+    print!("{}", String::from_utf8_lossy(&reply.body));
     Ok(())
 }
 

@@ -29,6 +29,7 @@
 //! - [`retention`]: finished records removed after `retention.days`.
 //! - [`wake`]: how the background workers wait between rounds.
 //! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
+//! - [`diagnostics`]: the report of checks for when mail does not flow (console, CLI, bundle).
 //! - [`x509`]: what a certificate says (subject, issuer, names, expiry), read from its DER.
 //! - [`failpoint`]: failures tests inject into a `--features failpoints` build.
 //! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod console;
 pub mod control;
 pub mod crypto;
+pub mod diagnostics;
 pub mod disk;
 pub mod durable;
 pub mod failpoint;

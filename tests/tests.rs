@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod console;
 mod crashes;
+mod diagnostics;
 mod disk;
 mod front;
 mod inbound;

@@ -71,6 +71,7 @@ pub fn send(
     settings.update(changes)?;
     keep_password_home(latest, &mut settings, changes)?;
     let result = smol::block_on(testmail::send(&settings, to, &app.unicorn));
+    crate::diagnostics::record_test(&app.db, to, &result);
     match &result.error {
         None => log::info!("test email to {to}: sent"),
         Some(e) => log::warn!("test email to {to}: {e}"),

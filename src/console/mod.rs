@@ -133,7 +133,29 @@ pub fn handle(app: &App, req: &Request) -> Response {
     if path.starts_with("/api/") {
         return api::route(app, req);
     }
+    // The plain-text diagnostics for scripts and tickets: on the control socket, or with the
+    // manage API's credentials; in a browser session it is a page of the console.
+    if path == "/setup/diagnostics"
+        && (req.origin == Origin::Control || req.header("Authorization").is_some())
+    {
+        if let Err(denied) = auth::manage(app, req) {
+            return denied;
+        }
+        return match req.method.as_str() {
+            "GET" => diagnostics_text(app),
+            _ => method_not_allowed(req, "GET"),
+        };
+    }
     setup::route(app, req)
+}
+
+/// The diagnostics report as `text/plain`.
+pub fn diagnostics_text(app: &App) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        body: crate::diagnostics::gather(app).to_text().into_bytes(),
+    }
 }
 
 /// The body of a `405`, naming what is allowed.

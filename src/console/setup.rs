@@ -247,6 +247,13 @@ fn route_inner(app: &App, req: &Request) -> Response {
     match path {
         "/" | "/setup" | "/setup/" => redirect("/setup/settings"),
         "/setup/settings" => super::setup_settings::get(app, &ctx),
+        "/setup/diagnostics" if req.query_param("format") == Some("text") => {
+            super::diagnostics_text(app)
+        }
+        "/setup/diagnostics" => html(
+            200,
+            pages::diagnostics::render(&ctx, &crate::diagnostics::gather(app)),
+        ),
         "/setup/runs" => match app.runs.list(100) {
             Ok(runs) => html(200, pages::runs::list(&ctx, &runs)),
             Err(e) => Response::error(500, &e),

@@ -227,6 +227,17 @@ fn walk(w: &Words) {
         &format!("runs-{}", w.lang),
     );
 
+    // Diagnostics, from the sidebar: the test email just sent and the run are in it.
+    b.go(&format!("{base}/setup/diagnostics"));
+    let text = b.page_text();
+    assert!(text.contains("Inbound certificate"), "{text}");
+    assert!(text.contains("Last test email"), "{text}");
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/diagnostics"))),
+        &format!("diagnostics-{}", w.lang),
+    );
+
     // In force: a session that does not STARTTLS is refused at MAIL.
     let mut cmd = Command::new("swaks");
     cmd.args([

@@ -4,6 +4,7 @@
 //! link, the header with the language switch and sign-out, and the Settings sidebar that the
 //! admin guide walks through ("[設定] サイドバーで [メール アドレス] をクリック").
 
+pub mod diagnostics;
 pub mod i18n;
 pub mod login;
 pub mod runs;
@@ -32,6 +33,7 @@ impl Ctx<'_> {
 pub enum Section {
     Email,
     Runs,
+    Diagnostics,
     None,
 }
 
@@ -99,6 +101,7 @@ pub fn page(
                             ul {
                                 li { a href="/setup/settings" aria-current=[(section == Section::Email).then_some("page")] { (ctx.t("nav.email")) } }
                                 li { a href="/setup/runs" aria-current=[(section == Section::Runs).then_some("page")] { (ctx.t("nav.runs")) } }
+                                li { a href="/setup/diagnostics" aria-current=[(section == Section::Diagnostics).then_some("page")] { (ctx.t("nav.diagnostics")) } }
                             }
                             (sidebar_extra)
                         }

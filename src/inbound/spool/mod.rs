@@ -187,6 +187,27 @@ impl Spool {
         let _ = self.wake.try_send(());
     }
 
+    /// How many reply records there are of each status (`pending`, `processed`, `discarded`,
+    /// `failed:<reason>`), in that order, failures by reason.
+    pub fn counts(&self) -> Result<Vec<(String, usize)>, String> {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for item in self.tree.scan_prefix([REPLY]).values() {
+            let v = item.map_err(|e| e.to_string())?;
+            let rec: ReplyRecord =
+                serde_json::from_slice(&v).map_err(|e| format!("unreadable reply record: {e}"))?;
+            *counts.entry(rec.status).or_default() += 1;
+        }
+        let order = |s: &str| match s {
+            "pending" => 0,
+            "processed" => 1,
+            "discarded" => 2,
+            _ => 3,
+        };
+        let mut out: Vec<(String, usize)> = counts.into_iter().collect();
+        out.sort_by(|a, b| order(&a.0).cmp(&order(&b.0)).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
     /// Reply records, newest first, optionally of one status, at most `limit`.
     pub fn replies(&self, status: Option<&str>, limit: usize) -> Result<Vec<ReplyRecord>, String> {
         let mut out = Vec::new();

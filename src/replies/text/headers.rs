@@ -67,6 +67,9 @@ const DATE: &[&str] = &[
     "datum",
     "envoyé",
     "date d'envoi",
+    // French webmails (Orange, SFR): "Message du : 12/12/2016 13:20" (crisp-oss/
+    // email-reply-parser `test/fixtures/email_9.txt`)
+    "message du",
     "enviado",
     "enviado el",
     "enviada em",
@@ -255,9 +258,16 @@ pub fn starts_block(lines: &[&str], i: usize) -> bool {
     let mut fields = 0;
     let mut from = false;
     let mut date = false;
-    for line in lines[i..].iter().take(BLOCK_LINES) {
-        if line.trim().trim_start_matches(['>', ' ']).is_empty() {
-            break;
+    let block = &lines[i..lines.len().min(i + BLOCK_LINES)];
+    for (n, line) in block.iter().enumerate() {
+        let blank = |l: &str| l.trim().trim_start_matches(['>', ' ']).is_empty();
+        if blank(line) {
+            // Outlook on some phones puts a blank line between the fields: a blank line goes on
+            // only where a field follows it.
+            match block.get(n + 1) {
+                Some(next) if !blank(next) && field(next).is_some() => continue,
+                _ => break,
+            }
         }
         match field(line) {
             Some(Field::From) => from = true,
@@ -267,7 +277,15 @@ pub fn starts_block(lines: &[&str], i: usize) -> bool {
         }
         fields += 1;
     }
-    from && (fields >= 3 || (date && fields >= 2 && first != Field::Other))
+    // A block may also open with its date ("Date: …" then "To: …": mailgun/talon
+    // `test_from_block_starts_with_date`).
+    (from && (fields >= 3 || (date && fields >= 2 && first != Field::Other)))
+        || (first == Field::Date && fields >= 2 && field_after(block) == Some(Field::Other))
+}
+
+/// The kind of the second field of a block.
+fn field_after(block: &[&str]) -> Option<Field> {
+    block.iter().skip(1).find_map(|l| field(l))
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ fn line_kind(line: &str) -> Kind {
         Kind::Blank
     } else if is_quote(line) {
         Kind::Quote
-    } else if t == "--" || line.trim_start() == "-- " || t == "—" {
+    } else if t == "--" || line.trim_start() == "-- " || t.chars().all(|c| c == '—') {
         Kind::Signature
     } else if markers::is_separator(t) {
         Kind::Separator
@@ -88,6 +88,19 @@ pub fn classify(lines: &[&str]) -> Vec<Kind> {
             && attribution::is_attribution(rest)
         {
             kinds[i] = Kind::Attribution(1);
+        }
+        if kinds[i] == Kind::Text && markers::is_underscore_rule(lines[i]) {
+            // A rule of underscores is a separator above a header block, an attribution or a
+            // list's footer; elsewhere it is the sender's own.
+            if let Some(j) = next_non_blank(&kinds, i + 1)
+                && (headers::field(lines[j]).is_some()
+                    || markers::is_list_footer(lines[j])
+                    || attribution_lines(lines, &kinds, j).is_some())
+            {
+                kinds[i] = Kind::Separator;
+            }
+            i += 1;
+            continue;
         }
         if kinds[i] == Kind::Text {
             if let Some(at) = attribution::glued_at(lines[i]) {
@@ -204,9 +217,10 @@ fn wrapped_quotes(lines: &[&str], kinds: &mut [Kind]) {
         let t = lines[i].trim();
         let first = t.chars().next().unwrap_or(' ');
         let long_above = above.chars().count() >= WRAPPED_QUOTE || continued;
-        let link_rest = !t.contains(' ')
+        let link_rest = (!t.contains(' ')
             && (above.contains("http") || above.contains("www."))
-            && !above.ends_with(' ');
+            && !above.ends_with(' '))
+            || is_bracketed_link(t);
         let sentence_rest = long_above && !first.is_uppercase() && !first.is_whitespace();
         if link_rest || sentence_rest {
             kinds[i] = Kind::Quote;
@@ -215,6 +229,20 @@ fn wrapped_quotes(lines: &[&str], kinds: &mut [Kind]) {
             continued = false;
         }
     }
+}
+
+/// A line that is only a link in brackets, maybe with the quote's `>` wrapped behind it
+/// (" (http://example.com/c/YzOTYzMmE) >": mailgun/talon `test_link_breaks_quotation_markers`).
+fn is_bracketed_link(t: &str) -> bool {
+    let t = t.trim_end_matches(['>', ' ']);
+    let inner = t
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .or_else(|| t.strip_prefix('<').and_then(|r| r.strip_suffix('>')));
+    inner.is_some_and(|l| {
+        (l.starts_with("http://") || l.starts_with("https://") || l.starts_with("mailto:"))
+            && !l.contains(' ')
+    })
 }
 
 /// Herald's own notification, quoted without any mark: from an attribution down to the

@@ -148,12 +148,29 @@ fn is_decoration(c: char) -> bool {
     matches!(c, '-' | '_' | '*' | '.' | '=' | '~' | '—' | '–') || c.is_whitespace()
 }
 
+/// A line of only underscores, two or more: Outlook 365 puts 32 above the quoted message's
+/// header block, Mailman 47 above a list's footer. Only what follows tells it from a rule the
+/// sender drew (see `lines::classify`).
+pub fn is_underscore_rule(t: &str) -> bool {
+    let t = t.trim();
+    t.len() >= 2 && t.bytes().all(|b| b == b'_')
+}
+
+/// Whether the line below an underscore rule makes it a separator: a mailing list's footer
+/// ("riak-users mailing list", Mailman's and Google Groups' lines).
+pub fn is_list_footer(t: &str) -> bool {
+    let lower = t.trim().to_lowercase();
+    lower.ends_with(" mailing list")
+        || lower.contains("you received this message because you are subscribed")
+        || lower.starts_with("to unsubscribe")
+}
+
 /// `-----Original Message-----` and its translations and decorated forms, forwarded-message
 /// markers, and a rule of ten or more underscores (Outlook 365's line of 32, a list footer's).
 pub fn is_separator(t: &str) -> bool {
     let t = t.trim();
-    if t.chars().count() >= 10 && t.chars().all(|c| c == '_') {
-        return true;
+    if is_underscore_rule(t) {
+        return false;
     }
     let decorated = t.starts_with(['-', '*', '.', '_', '=']);
     if !decorated && !t.ends_with([':', '：']) {
@@ -233,6 +250,8 @@ const WEAK_PREFIXES: &[&str] = &[
     "inviato con ",
     "verzonden vanaf ",
     "verzonden met ",
+    "verzonden vanuit ",
+    "verstuurd vanuit ",
     "skickat från ",
     "sendt fra ",
     "lähetetty ",
@@ -280,6 +299,21 @@ const CLIENT_WORDS: &[&str] = &[
     "windows",
     "aol",
     "携帯",
+    // Mail apps that sign their users' mail (their own taglines, as third-party parsers list
+    // them: crisp-oss/email-reply-parser `lib/regex.ts`, discourse/email_reply_trimmer)
+    "typeapp",
+    "bluemail",
+    "blue mail",
+    "aquamail",
+    "aqua mail",
+    "edison",
+    "spike",
+    "newton",
+    "polymail",
+    "superhuman",
+    "mailbird",
+    "fairemail",
+    "ipados",
 ];
 
 /// A line a mail client adds below the sender's text: "Sent from my iPhone", "Von meinem iPhone
@@ -344,6 +378,91 @@ fn without_links(line: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How a sign-off starts, lowercased: the closing words people type above their name, in the
+/// languages of the attribution tables (their common forms; discourse/email_reply_trimmer and
+/// mailgun/talon keep them as the sender's text, and so does herald).
+const CLOSINGS: &[&str] = &[
+    "regards",
+    "best",
+    "kind regards",
+    "best regards",
+    "thanks",
+    "thank you",
+    "cheers",
+    "sincerely",
+    "br",
+    "greetings",
+    "grüße",
+    "gruß",
+    "viele grüße",
+    "mfg",
+    "lg",
+    "cordialement",
+    "bien à vous",
+    "merci",
+    "saludos",
+    "un saludo",
+    "gracias",
+    "saluti",
+    "cordiali saluti",
+    "grazie",
+    "atenciosamente",
+    "abraços",
+    "obrigado",
+    "obrigada",
+    "groeten",
+    "met vriendelijke groet",
+    "mvh",
+    "med venlig hilsen",
+    "hilsen",
+    "hälsningar",
+    "vänliga",
+    "terveisin",
+    "ystävällisin terveisin",
+    "kiitos",
+    "pozdrawiam",
+    "dziękuję",
+    "s pozdravem",
+    "díky",
+    "üdvözlettel",
+    "köszönöm",
+    "с уважением",
+    "спасибо",
+    "з повагою",
+    "дякую",
+    "saygılarımla",
+    "teşekkürler",
+    "trân trọng",
+    "cảm ơn",
+    "よろしく",
+    "宜しく",
+    "谢谢",
+    "謝謝",
+    "감사합니다",
+];
+
+/// Whether `lines` (what follows a quote, to the end) are only a sign-off: one to three short
+/// lines, the first a closing ("Regards, Roman", "Thanks,\nJane").
+pub fn is_signoff(lines: &[&str]) -> bool {
+    let text: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let Some(first) = text.first() else {
+        return false;
+    };
+    let lower = first.to_lowercase();
+    let closing = CLOSINGS.iter().any(|c| {
+        lower.starts_with(c)
+            && lower[c.len()..]
+                .chars()
+                .next()
+                .is_none_or(|n| !n.is_alphanumeric())
+    });
+    closing && text.len() <= 3 && text.iter().map(|l| l.chars().count()).sum::<usize>() <= 80
+}
+
 /// Herald's own notification footer (`src/outbound/message.rs`): below the `-- ` of every
 /// notification it sends, so a quoted notification that lost its `>` marks still ends there.
 pub fn is_herald_footer(t: &str) -> bool {
@@ -369,7 +488,6 @@ mod tests {
             "........ Mensagem Original ........",
             "-------- Özgün İleti --------",
             "---------- Forwarded message ---------",
-            "________________________________",
             "Begin forwarded message:",
             "Début du message réexpédié :",
             "-------- Alkuperäinen viesti / Orig.Msg. --------",

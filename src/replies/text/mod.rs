@@ -75,10 +75,10 @@ fn is_boundary(k: Kind) -> bool {
     matches!(k, Kind::Headers | Kind::Separator | Kind::Signature)
 }
 
-/// A line of only rule characters (`-`, `_`, `=`, `*`), five or more.
+/// A line of only rule characters (`-`, `_`, `=`, `*`), four or more.
 fn is_rule(line: &str) -> bool {
     let t = line.trim();
-    t.len() >= 5 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '*'))
+    t.len() >= 4 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '*'))
 }
 
 /// The last paragraph being just `-Name` (a dash, then a word: not a `- ` bullet).
@@ -96,10 +96,11 @@ fn rules(lines: &[&str], kinds: &[Kind]) -> String {
     // The text of a line an attribution is glued to: up to the attribution.
     let mut cut_at: Vec<Option<usize>> = vec![None; lines.len()];
 
-    // 1. Hard boundaries.
-    let mut end = kinds
-        .iter()
-        .position(|k| is_boundary(*k))
+    // 1. Hard boundaries; a client line standing alone ends the sender's text too (what
+    // follows it is the quoted message, marked or not).
+    let alone = |i: usize| i == 0 || kinds[i - 1] == Kind::Blank;
+    let mut end = (0..lines.len())
+        .find(|&i| is_boundary(kinds[i]) || (kinds[i] == Kind::Client && alone(i)))
         .unwrap_or(lines.len());
     if end < lines.len() {
         // The rule or blank lines a header block or separator sits under go with it.
@@ -161,6 +162,20 @@ fn rules(lines: &[&str], kinds: &[Kind]) -> String {
         }
     }
 
+    // A quote that only a sign-off follows, below text of the sender's, is not answered: it
+    // goes, the sign-off stays ("Test reply / > Test / Regards, Roman").
+    if let Some(q) = (0..end).rev().find(|&j| keep[j] && kinds[j] == Kind::Quote) {
+        let after = &lines[q + 1..end];
+        let mut top = q;
+        while top > 0 && keep[top - 1] && matches!(kinds[top - 1], Kind::Quote | Kind::Blank) {
+            top -= 1;
+        }
+        let text_above = (0..top).any(|j| keep[j] && kinds[j] == Kind::Text);
+        if text_above && markers::is_signoff(after) {
+            keep[top..=q].iter_mut().for_each(|k| *k = false);
+        }
+    }
+
     // 3. Client lines that stand alone or end the text.
     let last_text = (0..end).rev().find(|&j| keep[j] && kinds[j] == Kind::Text);
     for i in 0..end {
@@ -194,14 +209,23 @@ fn rules(lines: &[&str], kinds: &[Kind]) -> String {
     }
 
     let mut out = String::new();
+    // Where lines were taken out, the blank lines on either side read as one.
+    let mut dropped = false;
     for j in 0..end {
         if !keep[j] {
+            dropped = true;
             continue;
         }
         let line = match cut_at[j] {
             Some(at) => &lines[j][..at],
             None => lines[j],
         };
+        if dropped && line.trim().is_empty() && out.ends_with("\n\n") {
+            continue;
+        }
+        if !line.trim().is_empty() {
+            dropped = false;
+        }
         push_line(&mut out, line);
     }
     finish(out)
