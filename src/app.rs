@@ -23,6 +23,8 @@ pub mod paths {
     pub const METROPLEX_LOG: &str = "logs/mail-replies/metroplex.log";
     /// The reply record being read (`replies::reading`).
     pub const REPLIES_READING: &str = "replies.reading";
+    /// Files being written for an answer (the support bundle), unlinked as soon as opened.
+    pub const TMP: &str = "tmp";
 }
 
 pub struct App {

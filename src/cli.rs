@@ -28,6 +28,10 @@ usage:
                                              print a valid reply address (KIND: issue, pull_request,
                                              commit, discussion), to test the inbound path by hand
   herald diagnostics [--data DIR]            print the diagnostics report (for a support ticket)
+  herald bundle [-o FILE] [--data DIR]       write the support bundle (tar.gz: the logs,
+                                             diagnostics.txt, settings.json with secrets masked);
+                                             FILE defaults to the name the service gives it, -
+                                             is standard output
   herald version [--data DIR]                print the version of this program and of the service
   herald help                                this text
 
@@ -65,6 +69,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if flags.wait && !matches!(words.as_slice(), ["config", "apply"]) {
         return usage_error("--wait goes with `config apply`");
     }
+    if flags.output.is_some() && words.as_slice() != ["bundle"] {
+        return usage_error("-o goes with `bundle`");
+    }
     match words.as_slice() {
         ["run"] => {
             crate::logging::init();
@@ -79,6 +86,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
         ["version"] => finish(version(&data)),
         ["diagnostics"] => finish(diagnostics(&data)),
+        ["bundle"] => finish(bundle(&data, flags.output.as_deref())),
         ["test-email", to] => finish(test_email(&data, to)),
         ["reply-address", kind, thread, user] => finish(reply_address(&data, kind, thread, user)),
         ["help"] | ["--help"] | ["-h"] => {
@@ -108,6 +116,7 @@ struct Flags {
     data: Option<PathBuf>,
     reveal: bool,
     wait: bool,
+    output: Option<PathBuf>,
 }
 
 /// Pulls `--config FILE` and `--data DIR` (also `--flag=value`) out of the arguments.
@@ -117,6 +126,7 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
         data: None,
         reveal: false,
         wait: false,
+        output: None,
     };
     let mut words = Vec::new();
     let mut it = args.iter();
@@ -141,6 +151,7 @@ fn split_flags(args: &[String]) -> Result<(Flags, Vec<String>), String> {
         let slot = match name {
             "--config" => &mut flags.config,
             "--data" => &mut flags.data,
+            "--output" | "-o" => &mut flags.output,
             _ if a.starts_with("--") && a.len() > 2 && !["--help"].contains(&a.as_str()) => {
                 return Err(format!(
                     "unknown option `{name}` (put -- before a value that starts with dashes)"
@@ -489,6 +500,67 @@ fn reply_address(
         return Err(Outcome::Failed(error_text(&reply)));
     }
     println!("{}", shown(&reply.json()?["address"]));
+    Ok(())
+}
+
+fn bundle(data: &std::path::Path, output: Option<&std::path::Path>) -> Result<(), Outcome> {
+    use std::io::Write;
+    const PATH: &str = "/manage/v1/support-bundle";
+    let fail = |what: &str, e: std::io::Error| Outcome::Failed(format!("{what}: {e}"));
+    if output == Some(std::path::Path::new("-")) {
+        let mut stdout = std::io::stdout().lock();
+        return match control::download(data, PATH, &mut stdout)? {
+            Ok(_) => stdout.flush().map_err(|e| fail("standard output", e)),
+            Err(reply) => Err(Outcome::Failed(error_text(&reply))),
+        };
+    }
+    // Written beside its final name and renamed once whole, so a file of that name is a
+    // whole bundle.
+    let dir = output
+        .and_then(|o| o.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let part = dir.join(format!(".herald-bundle-{}.part", std::process::id()));
+    let mut file =
+        std::fs::File::create(&part).map_err(|e| fail(&part.display().to_string(), e))?;
+    let answer = control::download(data, PATH, &mut file);
+    let headers = match answer {
+        Ok(Ok(h)) => h,
+        Ok(Err(reply)) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(Outcome::Failed(error_text(&reply)));
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(e.into());
+        }
+    };
+    file.sync_all()
+        .map_err(|e| fail(&part.display().to_string(), e))?;
+    let got = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(want) = header("content-length").and_then(|v| v.parse::<u64>().ok())
+        && want != got
+    {
+        let _ = std::fs::remove_file(&part);
+        return Err(Outcome::Failed(format!(
+            "the support bundle was cut short ({got} of {want} bytes): try again"
+        )));
+    }
+    let named = header("content-disposition")
+        .and_then(|v| v.split("filename=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .filter(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.'))
+        .unwrap_or("herald-support-bundle.tar.gz")
+        .to_string();
+    let target = output.map_or_else(|| dir.join(&named), std::path::Path::to_path_buf);
+    std::fs::rename(&part, &target).map_err(|e| fail(&target.display().to_string(), e))?;
+    println!("{} ({got} bytes)", target.display());
     Ok(())
 }
 

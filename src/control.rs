@@ -83,6 +83,51 @@ pub fn request(
     parse_response(&raw)
 }
 
+/// Sends a `GET` for a download and streams a `200`'s body into `out` as it arrives; returns the
+/// status and the response's headers. Any other answer is read whole and returned as `Err` in
+/// a [`Reply`] (its body is the error).
+pub fn download(
+    data_dir: &Path,
+    path: &str,
+    out: &mut dyn Write,
+) -> Result<Result<Vec<(String, String)>, Reply>, ControlError> {
+    let sock = data_dir.join(paths::CONTROL_SOCK);
+    let mut stream = UnixStream::connect(&sock).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
+        _ => ControlError::NotRunning(sock.clone(), e),
+    })?;
+    let io = |e: std::io::Error| ControlError::Io(e.to_string());
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).map_err(io)?;
+    // The head, a byte at a time up to its blank line (bounded).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 64 << 10 || stream.read(&mut byte).map_err(io)? == 0 {
+            return Err(ControlError::Io(
+                "the answer is not an HTTP response".into(),
+            ));
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 200 ") {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).map_err(io)?;
+        head.extend_from_slice(&rest);
+        return parse_response(&head).map(Err);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let headers = text
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    std::io::copy(&mut stream, out).map_err(io)?;
+    Ok(Ok(headers))
+}
+
 fn parse_response(raw: &[u8]) -> Result<Reply, ControlError> {
     let bad = || ControlError::Io("the answer is not an HTTP response".into());
     let split = raw

@@ -29,6 +29,7 @@
 //! - [`retention`]: finished records removed after `retention.days`.
 //! - [`wake`]: how the background workers wait between rounds.
 //! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
+//! - [`bundle`]: the support bundle, a tar.gz written as a stream.
 //! - [`diagnostics`]: the report of checks for when mail does not flow (console, CLI, bundle).
 //! - [`x509`]: what a certificate says (subject, issuer, names, expiry), read from its DER.
 //! - [`failpoint`]: failures tests inject into a `--features failpoints` build.
@@ -39,6 +40,7 @@
 pub mod app;
 pub mod boot;
 pub mod bounded;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod console;

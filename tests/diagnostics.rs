@@ -79,3 +79,211 @@ fn diagnostics_report_the_service_and_what_changed_and_keep_secrets_out() {
     }
     h.stop();
 }
+
+/// Signs in over HTTPS with curl; the session cookie's value.
+fn session_id(h: &Herald, cacert: &std::path::Path, jar: &std::path::Path) -> String {
+    let jar = jar.to_str().unwrap();
+    let (code, page) = curl(h, cacert, &["-c", jar, "-b", jar], "/setup/login");
+    assert_eq!(code, 200);
+    let token = page
+        .split("name=\"_login\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let (code, _) = curl(
+        h,
+        cacert,
+        &[
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            "--data-urlencode",
+            &format!("_login={token}"),
+            "--data-urlencode",
+            &format!("password={}", h.initial_password()),
+            "--data-urlencode",
+            "next=/setup/settings",
+        ],
+        "/setup/login",
+    );
+    assert_eq!(code, 303);
+    std::fs::read_to_string(jar)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("__Host-herald-session"))
+        .and_then(|l| l.split('\t').next_back())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// Every file under `dir`, with its path relative to it.
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_support_bundle_holds_the_logs_and_the_report_and_no_secret_in_any_form() {
+    use crate::outbound::common::*;
+    let dir = TempDir::new("bundle");
+    let pki = Pki::new(&dir);
+    let (cert, key) = pki.leaf("inbound", &["herald.test", "reply.herald.test"], false);
+    let sh = Smarthost::tls_with_auth(&dir, "auth", &pki, "starttls", "PLAIN");
+    let cfg = dir.write(
+        "herald.toml",
+        &test_config(&format!(
+            "cert_file = \"{}\"\nkey_file = \"{}\"\n\n[smtp]\nenabled = true\naddress = \"localhost\"\nport = {}\ntls = \"starttls-required\"\nca_file = \"{}\"\nauthentication = \"plain\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+            arg(&cert),
+            arg(&key),
+            sh.port,
+            arg(&pki.ca_file)
+        )),
+    );
+    let mut h = Herald::start(Some(&cfg), &dir.join("data"));
+    // Something in every log: a test email's conversation (unicorn.log, AUTH PLAIN with the
+    // password), a received reply (mail.log, metroplex.log), a session.
+    let r = test_email(&h, serde_json::json!({}));
+    assert_eq!(r["ok"], true, "{r:#}");
+    let port = h.smtp_port();
+    let to = h.reply_address("issue", 42, 7);
+    let mut swaks = std::process::Command::new("swaks");
+    swaks.args([
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--to",
+        &to,
+        "--body",
+        "Fixed, thanks.",
+    ]);
+    let sent = run_with_deadline(swaks);
+    assert!(stdout(&sent).contains("250 2.0.0"), "{}", stdout(&sent));
+    let cacert = fetch_cert(&h, &dir);
+    let session = session_id(&h, &cacert, &dir.join("jar"));
+
+    // Over the control socket with the CLI, and over HTTPS with the manage credentials.
+    let from_cli = dir.join("cli.tar.gz");
+    let o = h.cli(&["bundle", "-o", from_cli.to_str().unwrap()]);
+    assert!(o.status.success(), "bundle: {}", stderr(&o));
+    assert!(stdout(&o).contains("cli.tar.gz ("), "{}", stdout(&o));
+    let from_https = dir.join("https.tar.gz");
+    let password = h.initial_password();
+    let (code, _) = curl(
+        &h,
+        &cacert,
+        &[
+            "-u",
+            &format!("api_key:{password}"),
+            "-o",
+            from_https.to_str().unwrap(),
+        ],
+        "/manage/v1/support-bundle",
+    );
+    assert_eq!(code, 200);
+    let (code, _) = curl(&h, &cacert, &[], "/manage/v1/support-bundle");
+    assert_eq!(code, 401, "the bundle needs the manage credentials");
+    // The diagnostics page's download, with the session.
+    let from_page = dir.join("page.tar.gz");
+    let jar = dir.join("jar");
+    let (code, _) = curl(
+        &h,
+        &cacert,
+        &[
+            "-b",
+            jar.to_str().unwrap(),
+            "-o",
+            from_page.to_str().unwrap(),
+        ],
+        "/setup/support-bundle",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        std::fs::read(&from_page)
+            .unwrap()
+            .starts_with(&[0x1f, 0x8b]),
+        "gzip"
+    );
+
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_lines: Vec<&str> = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .collect();
+    let mut secrets: Vec<(String, String)> = password_forms(USER, PASSWORD)
+        .into_iter()
+        .map(|f| ("smtp.password".to_string(), f))
+        .collect();
+    for (what, s) in [
+        ("console password", password.clone()),
+        (
+            "basic credentials",
+            base64(format!("api_key:{password}").as_bytes()),
+        ),
+        ("api.token", h.secret("api.token")),
+        ("replies.webhook_secret", h.secret("replies.webhook_secret")),
+        ("session id", session.clone()),
+    ] {
+        if s.len() >= 8 {
+            secrets.push((what.to_string(), s));
+        }
+    }
+    for l in &key_lines {
+        secrets.push(("private key".to_string(), l.to_string()));
+    }
+    for (n, tarball) in [from_cli, from_https, from_page].iter().enumerate() {
+        let out = dir.join(&format!("unpacked-{n}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut tar = std::process::Command::new("tar");
+        tar.arg("-xzf").arg(tarball).arg("-C").arg(&out);
+        let t = run_with_deadline(tar);
+        assert!(t.status.success(), "tar: {}", stderr(&t));
+        let got = files(&out);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        for want in [
+            "diagnostics.txt",
+            "enterprise-manage-logs/unicorn.log",
+            "mail-replies/metroplex.log",
+            "mail.log",
+            "settings.json",
+        ] {
+            assert!(names.contains(&want), "{want} not in the bundle: {names:?}");
+        }
+        let text = |name: &str| {
+            String::from_utf8_lossy(&got.iter().find(|(n, _)| n == name).unwrap().1).into_owned()
+        };
+        assert!(text("enterprise-manage-logs/unicorn.log").contains("AUTH PLAIN [redacted]"));
+        assert!(text("mail.log").contains("status=sent") || text("mail.log").contains("queued as"));
+        assert!(text("diagnostics.txt").starts_with("herald diagnostics, "));
+        let settings: serde_json::Value = serde_json::from_str(&text("settings.json")).unwrap();
+        assert_eq!(
+            settings["applied"]["settings"]["smtp"]["password"], "********",
+            "{settings:#}"
+        );
+        for (file, bytes) in &got {
+            let content = String::from_utf8_lossy(bytes);
+            for (what, s) in &secrets {
+                assert!(
+                    !content.contains(s.as_str()),
+                    "{what} in {file} of the bundle"
+                );
+            }
+        }
+    }
+    h.stop();
+}

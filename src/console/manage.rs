@@ -51,6 +51,10 @@ pub fn route(app: &App, req: &Request) -> Response {
             "GET" => get_reply_address(app, req),
             _ => method_not_allowed(req, "GET"),
         },
+        "/manage/v1/support-bundle" => match req.method.as_str() {
+            "GET" => support_bundle(app),
+            _ => method_not_allowed(req, "GET"),
+        },
         "/manage/v1/openapi.json" => match req.method.as_str() {
             "GET" => Response::json(200, &super::openapi::document()),
             _ => method_not_allowed(req, "GET"),
@@ -70,6 +74,78 @@ pub fn route(app: &App, req: &Request) -> Response {
             &format!("no such endpoint: {} {}", req.method, req.path),
         ),
     }
+}
+
+/// The support bundle, written to an unlinked file in `<data>/tmp` and streamed from there.
+pub(super) fn support_bundle(app: &App) -> Response {
+    match write_bundle(app) {
+        Ok(download) => {
+            let host = app
+                .settings
+                .applied()
+                .ok()
+                .flatten()
+                .map(|s| s.settings.hostname)
+                .unwrap_or_default();
+            let day = crate::clock::rfc3339(std::time::SystemTime::now());
+            let name = format!(
+                "herald-support-bundle-{}-{}.tar.gz",
+                host.replace(
+                    |c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-',
+                    "_"
+                ),
+                day.get(..10).unwrap_or("")
+            );
+            log::info!("support bundle: {} bytes", download.len);
+            Response {
+                status: 200,
+                headers: vec![
+                    ("Content-Type".into(), "application/gzip".into()),
+                    (
+                        "Content-Disposition".into(),
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                body: Vec::new(),
+                download: Some(download),
+            }
+        }
+        Err(e) if crate::disk::is_full(&e) => Response::error(
+            507,
+            &format!(
+                "the data disk is full, so the support bundle cannot be written: {e}; free some space and try again"
+            ),
+        ),
+        Err(e) => Response::error(
+            500,
+            &format!("the support bundle could not be written: {e}"),
+        ),
+    }
+}
+
+fn write_bundle(app: &App) -> std::io::Result<super::Download> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = app.path(crate::app::paths::TMP);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let path = dir.join(format!(
+        "bundle-{}.tar.gz",
+        crate::crypto::hex(&crate::crypto::random_bytes(8))
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    // Unlinked at once: the open file is all there is, gone when the answer is sent.
+    std::fs::remove_file(&path)?;
+    let file = crate::bundle::write(app, std::io::BufWriter::new(file))?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    super::Download::new(file)
 }
 
 fn store_failure(e: impl std::fmt::Display) -> Response {

@@ -22,6 +22,8 @@ mod setup_settings;
 pub mod wire;
 
 use crate::app::App;
+pub use manage::settings_view;
+use std::sync::Arc;
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,50 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A body too large to hold in memory (the support bundle): streamed from a file instead of
+    /// `body`.
+    pub download: Option<Download>,
+}
+
+/// A body in an unlinked temporary file: nothing is left on disk once the answer is sent, or
+/// if herald stops while sending it.
+#[derive(Debug, Clone)]
+pub struct Download {
+    file: Arc<std::fs::File>,
+    pub len: u64,
+}
+
+impl PartialEq for Download {
+    fn eq(&self, other: &Download) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
+    }
+}
+
+impl Download {
+    /// `file`, its contents written and its name already removed, read from its start.
+    pub fn new(mut file: std::fs::File) -> std::io::Result<Download> {
+        use std::io::Seek;
+        let len = file.metadata()?.len();
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Ok(Download {
+            file: Arc::new(file),
+            len,
+        })
+    }
+
+    /// Reads the body (once: the clones share one file offset).
+    pub fn reader(&self) -> DownloadReader {
+        DownloadReader(self.file.clone())
+    }
+}
+
+/// See [`Download::reader`].
+pub struct DownloadReader(Arc<std::fs::File>);
+
+impl std::io::Read for DownloadReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
 }
 
 impl Response {
@@ -79,6 +125,7 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body,
+            download: None,
         }
     }
 
@@ -87,6 +134,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            download: None,
         }
     }
 
@@ -155,6 +203,7 @@ pub fn diagnostics_text(app: &App) -> Response {
         status: 200,
         headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
         body: crate::diagnostics::gather(app).to_text().into_bytes(),
+        download: None,
     }
 }
 

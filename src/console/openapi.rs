@@ -237,6 +237,10 @@ fn paths(basic: &Json, bearer: &Json, run_id: &Json) -> Json {
         "get": {"summary": "herald's version and uptime", "security": basic,
             "responses": {"200": {"description": "the version", "content": {"application/json": {"schema": {"type": "object", "required": ["version", "uptime_seconds"], "properties": {"version": {"type": "string"}, "uptime_seconds": {"type": "integer"}}}}}}, "401": error("no or wrong credentials")}},
     },
+    "/manage/v1/support-bundle": {
+        "get": {"summary": "The support bundle: a tar.gz of the logs, diagnostics.txt and settings.json, secrets masked", "security": basic,
+            "responses": {"200": {"description": "the bundle", "content": {"application/gzip": {"schema": {"type": "string", "contentEncoding": "binary"}}}}, "401": error("no or wrong credentials"), "507": error("the data disk is full")}},
+    },
     "/setup/diagnostics": {
         "get": {"summary": "The diagnostics report, as plain text for a support ticket (in a browser session the console's page)", "security": basic,
             "responses": {"200": {"description": "the report", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": error("no or wrong credentials")}},

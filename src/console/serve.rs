@@ -94,13 +94,32 @@ fn serve_one(app: &App, origin: Origin, mut rq: tiny_http::Request) {
         }
         Err(resp) => resp,
     };
-    let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
-    for (k, v) in resp.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            out.add_header(h);
+    let headers: Vec<tiny_http::Header> = resp
+        .headers
+        .iter()
+        .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+        .collect();
+    let sent = match &resp.download {
+        Some(d) => rq.respond(
+            tiny_http::Response::new(
+                tiny_http::StatusCode(resp.status),
+                headers,
+                d.reader(),
+                usize::try_from(d.len).ok(),
+                None,
+            )
+            // With its length, not chunked: the CLI streams it to a file as it comes.
+            .with_chunked_threshold(usize::MAX),
+        ),
+        None => {
+            let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+            for h in headers {
+                out.add_header(h);
+            }
+            rq.respond(out)
         }
-    }
-    if let Err(e) = rq.respond(out) {
+    };
+    if let Err(e) = sent {
         log::debug!("http: client went away: {e}");
     }
 }

@@ -56,11 +56,12 @@ fn secure(mut r: Response) -> Response {
     r
 }
 
-fn html(status: u16, markup: maud::Markup) -> Response {
+pub(super) fn html(status: u16, markup: maud::Markup) -> Response {
     Response {
         status,
         headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
         body: markup.into_string().into_bytes(),
+        download: None,
     }
 }
 
@@ -156,6 +157,7 @@ fn route_inner(app: &App, req: &Request) -> Response {
                 status: 200,
                 headers: vec![("Content-Type".into(), "text/css; charset=utf-8".into())],
                 body: STYLESHEET.as_bytes().to_vec(),
+                download: None,
             };
         }
         ("GET" | "HEAD", "/static/herald.js") => {
@@ -166,6 +168,7 @@ fn route_inner(app: &App, req: &Request) -> Response {
                     "text/javascript; charset=utf-8".into(),
                 )],
                 body: SCRIPT.as_bytes().to_vec(),
+                download: None,
             };
         }
         ("GET", "/setup/lang") => {
@@ -250,6 +253,7 @@ fn route_inner(app: &App, req: &Request) -> Response {
         "/setup/diagnostics" if req.query_param("format") == Some("text") => {
             super::diagnostics_text(app)
         }
+        "/setup/support-bundle" => super::manage::support_bundle(app),
         "/setup/diagnostics" => html(
             200,
             pages::diagnostics::render(&ctx, &crate::diagnostics::gather(app)),

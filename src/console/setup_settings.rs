@@ -3,19 +3,11 @@
 //! configuration run (the browser goes to the run's page); apply settings saved elsewhere.
 
 use super::pages::{self, Ctx};
-use super::setup::changes;
+use super::setup::{changes, html};
 use super::{Response, session};
 use crate::app::App;
 use crate::settings::Settings;
 use crate::supervisor::{self, Refused};
-
-fn html(status: u16, markup: maud::Markup) -> Response {
-    Response {
-        status,
-        headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
-        body: markup.into_string().into_bytes(),
-    }
-}
 
 /// The documents the page shows: (applied, latest saved).
 fn documents(app: &App) -> Result<(Settings, Settings), Response> {

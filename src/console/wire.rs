@@ -154,7 +154,8 @@ impl Head {
 }
 
 /// The router's answer on the wire: status line, its headers, the length, and `Connection:
-/// close` when the connection ends after it. A `HEAD` gets the head alone.
+/// close` when the connection ends after it. A `HEAD` gets the head alone; a download's body is
+/// the adapter's to stream after these bytes.
 pub fn response(resp: &super::Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
     let no_body = head_only || matches!(resp.status, 204 | 304);
     let mut out = Vec::with_capacity(resp.body.len() + 256);
@@ -169,7 +170,11 @@ pub fn response(resp: &super::Response, keep_alive: bool, head_only: bool) -> Ve
         out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
     if !matches!(resp.status, 204 | 304) {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+        let len = resp
+            .download
+            .as_ref()
+            .map_or(resp.body.len() as u64, |d| d.len);
+        out.extend_from_slice(format!("Content-Length: {len}\r\n").as_bytes());
     }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");

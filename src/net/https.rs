@@ -301,6 +301,17 @@ async fn serve(
                 Err(timed_out("the answer was not taken in time"))
             })
             .await?;
+        if let Some(d) = resp.download.as_ref().filter(|_| !head_only) {
+            // A large body (the support bundle) from its file, a piece at a time; the client
+            // must keep taking it.
+            let mut body = smol::Unblock::new(d.reader());
+            smol::io::copy(&mut body, &mut w)
+                .or(async {
+                    smol::Timer::after(ANSWER_TIMEOUT * 10).await;
+                    Err(timed_out("the download was not taken in time"))
+                })
+                .await?;
+        }
         w.flush().await?;
         if !keep {
             break;

@@ -49,9 +49,11 @@ pub fn render(ctx: &Ctx, report: &Report) -> Markup {
                 }
             }
         }
-        p {
+        p.links {
             a href="/setup/diagnostics?format=text" { (ctx.t("diag.text")) }
+            a href="/setup/support-bundle" download { (ctx.t("diag.bundle")) }
         }
+        p.lead { (ctx.t("diag.bundle_help")) }
         p.lead { (ctx.t("diag.generated")) " " time { (report.generated_at) } }
         @for (n, s) in report.sections.iter().enumerate() {
             @let id = format!("diag-{n}");

@@ -200,6 +200,11 @@ pub const EN: &[(&str, &str)] = &[
     ("no", "no"),
     ("empty", "(empty)"),
     // diagnostics
+    ("diag.bundle", "Download the support bundle"),
+    (
+        "diag.bundle_help",
+        "The support bundle is a .tar.gz of unicorn.log (every test email's SMTP conversation), mail.log, metroplex.log, this report and the settings, with every secret masked: attach it to a support ticket.",
+    ),
     ("diag.col.item", "Item"),
     ("diag.col.value", "Value"),
     ("nav.diagnostics", "Diagnostics"),

@@ -233,6 +233,11 @@ pub const JA: &[(&str, &str)] = &[
     ("no", "いいえ"),
     ("empty", "(空)"),
     // diagnostics
+    ("diag.bundle", "サポート バンドルのダウンロード"),
+    (
+        "diag.bundle_help",
+        "サポート バンドルは、unicorn.log (各テスト メールの SMTP のやり取り)、mail.log、metroplex.log、このレポート、設定をまとめた .tar.gz です。シークレットはすべてマスクされています。サポート チケットに添付してください。",
+    ),
     ("diag.col.item", "項目"),
     ("diag.col.value", "値"),
     ("nav.diagnostics", "診断"),
