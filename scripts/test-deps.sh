@@ -54,8 +54,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The smarthost test peer (tests/peers/smarthost.py) is built on aiosmtpd, pinned; the OpenAPI
-# document is checked with openapi-spec-validator (and its schema validator), pinned.
-for pkg in aiosmtpd==1.4.6 openapi-spec-validator==0.7.1; do
+# document is checked with openapi-spec-validator (and its schema validator), and /metrics with
+# prometheus_client's parser, pinned.
+for pkg in aiosmtpd==1.4.6 openapi-spec-validator==0.7.1 prometheus-client==0.21.1; do
   module=$(echo "${pkg%%=*}" | tr - _)
   if ! python3 -c "import $module" >/dev/null 2>&1; then
     echo "test-deps: installing $pkg"

@@ -52,6 +52,8 @@ pub struct App {
     pub auth: crate::console::auth::AuthCache,
     /// The console's signed-in sessions.
     pub sessions: crate::console::session::Sessions,
+    /// What the workers count, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {

@@ -196,6 +196,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             started: Instant::now(),
             auth: Default::default(),
             sessions: Default::default(),
+            metrics: Default::default(),
         }),
         profile,
         _lock: lock,

@@ -31,6 +31,7 @@
 //! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
 //! - [`bundle`]: the support bundle, a tar.gz written as a stream.
 //! - [`diagnostics`]: the report of checks for when mail does not flow (console, CLI, bundle).
+//! - [`metrics`]: counters and histograms in the Prometheus text format (`/metrics`).
 //! - [`x509`]: what a certificate says (subject, issuer, names, expiry), read from its DER.
 //! - [`failpoint`]: failures tests inject into a `--features failpoints` build.
 //! - `fuzzing`: the fuzz targets' bodies (`fuzz/`), replayed over every kept input by a test.
@@ -57,6 +58,7 @@ pub mod journal;
 pub mod logfile;
 pub mod logging;
 pub mod maillog;
+pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod pemfile;

@@ -287,3 +287,113 @@ fn the_support_bundle_holds_the_logs_and_the_report_and_no_secret_in_any_form() 
     }
     h.stop();
 }
+
+/// `/metrics` through `tests/peers/metrics_check.py` (prometheus_client's parser and herald's
+/// rules); the samples, as (name, labels, value).
+fn checked_metrics(text: &str) -> Vec<(String, serde_json::Value, f64)> {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/metrics_check.py"
+    ));
+    let out = run_with_input(cmd, text.as_bytes());
+    assert!(
+        out.status.success(),
+        "metrics_check: {}\n{text}",
+        stderr(&out)
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["labels"].clone(),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn sample(
+    samples: &[(String, serde_json::Value, f64)],
+    name: &str,
+    labels: serde_json::Value,
+) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && *l == labels)
+        .unwrap_or_else(|| panic!("no {name} {labels} in {samples:?}"))
+        .2
+}
+
+#[test]
+fn metrics_are_valid_prometheus_text_and_count_what_happened() {
+    let dir = TempDir::new("metrics");
+    let cfg = dir.write("herald.toml", &inbound_config(""));
+    let mut h = Herald::start(Some(&cfg), &dir.join("data"));
+    let port = h.smtp_port();
+    let to = h.reply_address("issue", 42, 7);
+    let swaks = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("swaks");
+        cmd.args(["--server", &format!("127.0.0.1:{port}")])
+            .args(args);
+        stdout(&run_with_deadline(cmd))
+    };
+    // One accepted over STARTTLS, one refused at RCPT, one to a no-reply address.
+    assert!(swaks(&["--to", &to, "--tls", "--body", "Fixed."]).contains("250 2.0.0"));
+    assert!(
+        swaks(&["--to", "someone@elsewhere.example", "--quit-after", "RCPT"]).contains("550 5.7.1")
+    );
+    assert!(swaks(&["--to", "x@noreply.herald.test", "--body", "hi"]).contains("250 2.0.0"));
+
+    let (code, text) = h.control_request("GET", "/metrics", &[], None);
+    assert_eq!(code, 200, "{text}");
+    let s = checked_metrics(&text);
+    let none = serde_json::json!({});
+    assert_eq!(sample(&s, "herald_smtpd_connects_total", none.clone()), 3.0);
+    assert_eq!(
+        sample(&s, "herald_smtpd_tls_connections_total", none.clone()),
+        1.0
+    );
+    assert_eq!(
+        sample(&s, "herald_smtpd_messages_processed_total", none.clone()),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "herald_smtpd_messages_rejected_total",
+            serde_json::json!({"code": "550"})
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&s, "herald_smtpd_messages_discarded_total", none.clone()),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "herald_queue_messages",
+            serde_json::json!({"status": "queued"})
+        ),
+        0.0
+    );
+    assert!(sample(&s, "herald_uptime_seconds", none.clone()) >= 0.0);
+    assert!(sample(&s, "herald_data_disk_free_bytes", none) > 0.0);
+    assert!(
+        text.contains("herald_replies{status=\"pending\",reason=\"\"} 1"),
+        "{text}"
+    );
+
+    // Over HTTPS with the manage credentials; without them, 401.
+    let cacert = fetch_cert(&h, &dir);
+    let basic = format!("api_key:{}", h.initial_password());
+    let (code, text) = curl(&h, &cacert, &["-u", &basic], "/metrics");
+    assert_eq!(code, 200, "{text}");
+    checked_metrics(&text);
+    let (code, _) = curl(&h, &cacert, &[], "/metrics");
+    assert_eq!(code, 401);
+    h.stop();
+}

@@ -181,6 +181,24 @@ pub fn handle(app: &App, req: &Request) -> Response {
     if path.starts_with("/api/") {
         return api::route(app, req);
     }
+    if path == "/metrics" {
+        if let Err(denied) = auth::manage(app, req) {
+            return denied;
+        }
+        return match req.method.as_str() {
+            "GET" => Response {
+                status: 200,
+                headers: vec![(
+                    "Content-Type".into(),
+                    "text/plain; version=0.0.4; charset=utf-8".into(),
+                )],
+                body: crate::metrics::render(&app.metrics, &crate::metrics::snapshot(app))
+                    .into_bytes(),
+                download: None,
+            },
+            _ => method_not_allowed(req, "GET"),
+        };
+    }
     // The plain-text diagnostics for scripts and tickets: on the control socket, or with the
     // manage API's credentials; in a browser session it is a page of the console.
     if path == "/setup/diagnostics"

@@ -241,6 +241,10 @@ fn paths(basic: &Json, bearer: &Json, run_id: &Json) -> Json {
         "get": {"summary": "The support bundle: a tar.gz of the logs, diagnostics.txt and settings.json, secrets masked", "security": basic,
             "responses": {"200": {"description": "the bundle", "content": {"application/gzip": {"schema": {"type": "string", "contentEncoding": "binary"}}}}, "401": error("no or wrong credentials"), "507": error("the data disk is full")}},
     },
+    "/metrics": {
+        "get": {"summary": "Metrics in the Prometheus text format (herald_ names after postfix_exporter's, base units, no address labels)", "security": basic,
+            "responses": {"200": {"description": "the exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": error("no or wrong credentials")}},
+    },
     "/setup/diagnostics": {
         "get": {"summary": "The diagnostics report, as plain text for a support ticket (in a browser session the console's page)", "security": basic,
             "responses": {"200": {"description": "the report", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": error("no or wrong credentials")}},

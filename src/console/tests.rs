@@ -57,6 +57,7 @@ fn app() -> Arc<App> {
         started: Instant::now(),
         auth: Default::default(),
         sessions: Default::default(),
+        metrics: Default::default(),
     })
 }
 

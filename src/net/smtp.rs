@@ -39,6 +39,7 @@ pub struct Inbound {
     pub per_client: super::PerClients,
     /// The data directory's free space: below its low water DATA is refused for the moment.
     pub disk: Arc<crate::disk::Disk>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Messages that may be between their `354` and their final reply at once. A DATA beyond them
@@ -107,6 +108,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let (ctx2, stop) = (ctx.clone(), stop.clone());
         ctx.active.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::Metrics::inc(&ctx.metrics.smtpd_connects);
         ex.spawn(async move {
             let active = ctx2.active.clone();
             // A panic in one session ends that connection (its message, if any, was not
@@ -263,18 +265,22 @@ async fn drive(
         if let Some(event) = server.poll_event() {
             match event {
                 Event::Close => return Ok(()),
-                Event::Rejected(r) => ctx.maillog.line(
-                    "smtpd",
-                    format!(
-                        "NOQUEUE: reject: RCPT from {client}: {}; from=<{}> to=<{}> proto=ESMTP helo=<{}>",
-                        r.reply.summary(),
-                        r.from,
-                        r.to,
-                        r.helo
-                    ),
-                ),
+                Event::Rejected(r) => {
+                    ctx.metrics.rejected(r.reply.code);
+                    ctx.maillog.line(
+                        "smtpd",
+                        format!(
+                            "NOQUEUE: reject: RCPT from {client}: {}; from=<{}> to=<{}> proto=ESMTP helo=<{}>",
+                            r.reply.summary(),
+                            r.from,
+                            r.to,
+                            r.helo
+                        ),
+                    )
+                }
                 Event::Admit if ctx.disk.is_low() => {
                     admitted = None;
+                    ctx.metrics.rejected(452);
                     server.not_admitted(
                         Reply::new(452, "4.3.1", "Insufficient system storage, try again later"),
                         Instant::now(),
@@ -300,7 +306,9 @@ async fn drive(
                     match place.or(stopped).await {
                         Some(place) => {
                             if place.is_none() {
-                                log::debug!("smtp: DATA from {client} went ahead unadmitted after {ADMISSION_WAIT:?}");
+                                log::debug!(
+                                    "smtp: DATA from {client} went ahead unadmitted after {ADMISSION_WAIT:?}"
+                                );
                             }
                             admitted = place;
                             server.admitted(Instant::now());
@@ -319,11 +327,17 @@ async fn drive(
                     let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {
                         return Err(std::io::Error::other("TLS already active"));
                     };
-                    let tls = acceptor.accept(tcp).or(timeout(HANDSHAKE_TIMEOUT)).await.map_err(|e| {
-                        ctx.maillog.line("smtpd", format!("SSL_accept error from {client}: {e}"));
-                        e
-                    })?;
+                    let tls = acceptor
+                        .accept(tcp)
+                        .or(timeout(HANDSHAKE_TIMEOUT))
+                        .await
+                        .map_err(|e| {
+                            ctx.maillog
+                                .line("smtpd", format!("SSL_accept error from {client}: {e}"));
+                            e
+                        })?;
                     *conn = Conn::Tls(Box::new(tls));
+                    crate::metrics::Metrics::inc(&ctx.metrics.smtpd_tls);
                     server.tls_started(Instant::now());
                 }
                 Event::Deliver(mut env) => {
@@ -345,12 +359,25 @@ async fn drive(
                         .await;
                     match stored {
                         Ok((id, _)) => {
-                            log_accepted(&ctx.maillog, client, &id.to_string(), &env, size, message_id.as_deref());
+                            crate::metrics::Metrics::inc(&ctx.metrics.smtpd_processed);
+                            log_accepted(
+                                &ctx.maillog,
+                                client,
+                                &id.to_string(),
+                                &env,
+                                size,
+                                message_id.as_deref(),
+                            );
                             server.stored(Ok(id.to_string()), Instant::now());
                         }
                         Err(e) => {
                             log::error!("smtp: cannot store a message from {client}: {e}");
-                            ctx.maillog.line("smtpd", format!("warning: queue file write error for message from {client}: {e}"));
+                            ctx.maillog.line(
+                                "smtpd",
+                                format!(
+                                    "warning: queue file write error for message from {client}: {e}"
+                                ),
+                            );
                             server.stored(Err(e), Instant::now());
                         }
                     }

@@ -219,10 +219,18 @@ impl Queue {
 
     /// Counts by status.
     pub fn counts(&self) -> Vec<(Status, usize)> {
+        self.summary().into_iter().map(|(s, n, _)| (s, n)).collect()
+    }
+
+    /// By status: how many, and when the oldest was queued (unix ms; `None` when there is none).
+    pub fn summary(&self) -> Vec<(Status, usize, Option<i64>)> {
         let mut counts = [0usize; 4];
+        let mut oldest = [None::<i64>; 4];
         for v in self.tree.scan_prefix([RECORD]).values().flatten() {
             if let Ok(rec) = serde_json::from_slice::<Record>(&v) {
-                counts[rec.status as usize] += 1;
+                let i = rec.status as usize;
+                counts[i] += 1;
+                oldest[i] = Some(oldest[i].map_or(rec.created_ms, |o: i64| o.min(rec.created_ms)));
             }
         }
         [
@@ -232,7 +240,7 @@ impl Queue {
             Status::Failed,
         ]
         .into_iter()
-        .map(|s| (s, counts[s as usize]))
+        .map(|s| (s, counts[s as usize], oldest[s as usize]))
         .collect()
     }
 

@@ -361,6 +361,13 @@ impl Worker {
         let (status, dsn, text) = match result {
             Ok(reply) => {
                 rec.status = Status::Sent;
+                crate::metrics::Metrics::inc(&self.app.metrics.outbound_sent);
+                self.app
+                    .metrics
+                    .delivery_delay
+                    .observe(std::time::Duration::from_millis(
+                        (now - rec.created_ms).max(0) as u64,
+                    ));
                 rec.sent_at = Some(crate::clock::rfc3339(SystemTime::now()));
                 rec.last_error = None;
                 rec.smtp_reply = Some(bounded(reply, ERROR_MAX));
@@ -374,6 +381,7 @@ impl Worker {
                 rec.smtp_reply = f.reply.as_ref().map(|r| bounded(&r.one_line(), ERROR_MAX));
                 if f.permanent && !matches!(f.kind, Kind::Auth | Kind::Config) || expired {
                     rec.status = Status::Failed;
+                    crate::metrics::Metrics::inc(&self.app.metrics.outbound_failed);
                     let text = if expired && !f.permanent {
                         format!(
                             "gave up after {} days: {}",

@@ -429,7 +429,10 @@ impl Processor {
             ("X-Herald-Delivery", delivery_id.as_str()),
         ];
         self.log.flush();
-        match webhook::post(&hook.url, &bytes, &headers, &hook.tls, &self.conns).await {
+        let asked = std::time::Instant::now();
+        let answer = webhook::post(&hook.url, &bytes, &headers, &hook.tls, &self.conns).await;
+        self.app.metrics.webhook_latency.observe(asked.elapsed());
+        match answer {
             Ok(code) if (200..300).contains(&code) => done("processed"),
             Ok(404 | 410) => {
                 rec.last_error =

@@ -141,6 +141,7 @@ impl Live {
             tls: Some(futures_rustls::TlsAcceptor::from(tls)),
             spool: app.spool.clone(),
             maillog: app.maillog.clone(),
+            metrics: app.metrics.clone(),
             slots: Arc::new(smol::lock::Semaphore::new(
                 s.inbound.max_connections as usize,
             )),
