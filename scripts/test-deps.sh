@@ -21,6 +21,7 @@ declare -A need=(
   [fc-list]=fontconfig              # fonts for the screenshots...
   [npm]=npm                         # installs axe-core for the browser tests
   [ip]=iproute2                     # network namespaces (a client that is not loopback)
+  [dnsmasq]=dnsmasq-base            # a real DNS server for the diagnostics' checks (no service)
 )
 # Japanese text in the screenshots (a small CJK font).
 fc-list 2>/dev/null | grep -qi "ipagothic\|noto sans cjk" || need_fonts=fonts-ipafont-gothic

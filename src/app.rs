@@ -52,6 +52,8 @@ pub struct App {
     pub auth: crate::console::auth::AuthCache,
     /// The console's signed-in sessions.
     pub sessions: crate::console::session::Sessions,
+    /// The address the port-25 listener in force is bound to (`None` while email is off).
+    pub inbound_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
     /// What the workers count, for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -197,6 +197,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
             auth: Default::default(),
             sessions: Default::default(),
             metrics: Default::default(),
+            inbound_addr: Default::default(),
         }),
         profile,
         _lock: lock,

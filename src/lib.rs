@@ -30,6 +30,7 @@
 //! - [`wake`]: how the background workers wait between rounds.
 //! - [`watch`]: watched threads (a dead worker is seen at once) and panics caught per unit of work.
 //! - [`bundle`]: the support bundle, a tar.gz written as a stream.
+//! - [`dns`]: a stub resolver for the diagnostics' DNS checks (simple-dns over smol UDP/TCP).
 //! - [`diagnostics`]: the report of checks for when mail does not flow (console, CLI, bundle).
 //! - [`metrics`]: counters and histograms in the Prometheus text format (`/metrics`).
 //! - [`x509`]: what a certificate says (subject, issuer, names, expiry), read from its DER.
@@ -49,6 +50,7 @@ pub mod control;
 pub mod crypto;
 pub mod diagnostics;
 pub mod disk;
+pub mod dns;
 pub mod durable;
 pub mod failpoint;
 #[doc(hidden)]

@@ -22,6 +22,11 @@ fn diagnostics_report_the_service_and_what_changed_and_keep_secrets_out() {
         "version",
         "== Settings (applied, secrets masked)\n",
         "smtp.password",
+        "== Mail flow\n",
+        "  OK    inbound listener",
+        "showed the configured certificate",
+        "  FAIL  SMTP server",
+        "send a test email from Email settings",
         "== Inbound certificate\n",
         "  OK    certificate",
         "self-signed",
@@ -395,5 +400,200 @@ fn metrics_are_valid_prometheus_text_and_count_what_happened() {
     checked_metrics(&text);
     let (code, _) = curl(&h, &cacert, &[], "/metrics");
     assert_eq!(code, 401);
+    h.stop();
+}
+
+/// dnsmasq on a loopback port with the records of `conf` (dnsmasq.conf lines) and nothing else:
+/// no upstream, no /etc/hosts.
+struct Dnsmasq {
+    _peer: Peer,
+    addr: std::net::SocketAddr,
+}
+
+impl Dnsmasq {
+    fn start(dir: &TempDir, tag: &str, conf: &str) -> Dnsmasq {
+        let port = free_udp_port();
+        let file = dir.write(
+            &format!("{tag}.conf"),
+            &format!(
+                "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\nlog-queries\n{conf}\n"
+            ),
+        );
+        // Its own time limit, should the test binary be killed.
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.arg("120")
+            .arg(tool("dnsmasq"))
+            .arg("--keep-in-foreground")
+            .arg("--log-facility=-")
+            .arg("--user=root")
+            .arg(format!(
+                "--pid-file={}",
+                dir.join(&format!("{tag}.pid")).display()
+            ))
+            .arg(format!("--conf-file={}", file.display()));
+        let peer = Peer::spawn(
+            &format!("dnsmasq-{tag}"),
+            cmd,
+            dir.join(&format!("{tag}.log")),
+        );
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Up once it answers anything.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while smol::block_on(herald::dns::resolve(
+            &[addr],
+            "ready.invalid",
+            herald::dns::Kind::A,
+        ))
+        .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dnsmasq did not start:\n{}",
+                peer.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Dnsmasq { _peer: peer, addr }
+    }
+}
+
+/// A UDP port free on loopback now (TCP on the same number is what dnsmasq also binds).
+fn free_udp_port() -> u16 {
+    loop {
+        let p = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn dns_text(servers: &[std::net::SocketAddr], hostname: &str) -> Vec<(String, String, String)> {
+    let s = smol::block_on(herald::diagnostics::dns_section(servers, hostname));
+    s.rows
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                format!("{} {}", c.state.label(), c.found),
+                c.fix.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn row<'a>(rows: &'a [(String, String, String)], name: &str) -> &'a (String, String, String) {
+    rows.iter()
+        .find(|r| r.0 == name)
+        .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+}
+
+#[test]
+fn dns_checks_against_a_real_dns_server_right_wrong_wildcard_missing_and_truncated() {
+    let dir = TempDir::new("dns");
+    // Hosts files give several A records to one name (the "big" one truncates over UDP).
+    let big: String = (1..=40)
+        .map(|n| format!("10.0.0.{n} reply.big.test\n"))
+        .collect();
+    let hosts = dir.write("hosts", &format!("127.0.0.1 big.test\n{big}"));
+    let dns = Dnsmasq::start(
+        &dir,
+        "dns",
+        &format!(
+            "addn-hosts={}\n\
+             host-record=herald.test,127.0.0.1\n\
+             host-record=reply.herald.test,127.0.0.1\n\
+             mx-host=reply.herald.test,herald.test,10\n\
+             mx-host=noreply.herald.test,herald.test,10\n\
+             host-record=wrong.test,127.0.0.1\n\
+             host-record=reply.wrong.test,192.0.2.99\n\
+             mx-host=reply.wrong.test,mail.elsewhere.test,10\n\
+             address=/wild.test/127.0.0.2\n\
+             mx-host=reply.wild.test,wild.test,10\n\
+             mx-host=noreply.wild.test,wild.test,10\n\
+             mx-host=reply.big.test,big.test,10\n\
+             mx-host=noreply.big.test,big.test,10",
+            hosts.display()
+        ),
+    );
+    let servers = [dns.addr];
+
+    // Right: every check passes.
+    let right = dns_text(&servers, "herald.test");
+    for name in [
+        "A of herald.test",
+        "A of reply.herald.test",
+        "MX of reply.herald.test",
+        "MX of noreply.herald.test",
+    ] {
+        assert!(row(&right, name).1.starts_with("OK "), "{name}: {right:?}");
+    }
+    assert_eq!(
+        row(&right, "MX of reply.herald.test").1,
+        "OK MX 10 herald.test."
+    );
+
+    // Wrong: reply.<hostname> points elsewhere, its MX names another host, noreply has none.
+    let wrong = dns_text(&servers, "wrong.test");
+    let r = row(&wrong, "A of reply.wrong.test");
+    assert!(r.1.starts_with("WARN 192.0.2.99"), "{r:?}");
+    let r = row(&wrong, "MX of reply.wrong.test");
+    assert_eq!(r.1, "FAIL MX 10 mail.elsewhere.test.");
+    assert_eq!(
+        r.2,
+        "change it to the record: reply.wrong.test. 3600 IN MX 10 wrong.test."
+    );
+    let r = row(&wrong, "MX of noreply.wrong.test");
+    assert!(r.1.starts_with("FAIL no MX record"), "{r:?}");
+    assert_eq!(
+        r.2,
+        "create the record: noreply.wrong.test. 3600 IN MX 10 wrong.test."
+    );
+
+    // Wildcard: *.wild.test answers for reply.wild.test, as the guide allows.
+    let wild = dns_text(&servers, "wild.test");
+    let r = row(&wild, "A of reply.wild.test");
+    assert_eq!(r.1, "OK 127.0.0.2 (from the wildcard *.wild.test)");
+
+    // Missing: nothing at all for the name.
+    let missing = dns_text(&servers, "missing.test");
+    let r = row(&missing, "A of missing.test");
+    assert!(r.1.starts_with("FAIL no A or AAAA record"), "{r:?}");
+    assert!(r.2.contains("missing.test. 3600 IN A"), "{r:?}");
+    assert!(
+        row(&missing, "A of reply.missing.test")
+            .2
+            .contains("*.missing.test. 3600 IN A")
+    );
+
+    // Truncated: 40 A records do not fit a UDP answer; the check asks again over TCP.
+    let big = dns_text(&servers, "big.test");
+    let r = row(&big, "A of reply.big.test");
+    assert!(
+        r.1.contains("10.0.0.40") && r.1.contains("over TCP"),
+        "{r:?}"
+    );
+
+    // No server answers: "could not check", not a failure of the records.
+    let silent = dns_text(&["127.0.0.1:9".parse().unwrap()], "herald.test");
+    let r = row(&silent, "MX of reply.herald.test");
+    assert!(
+        r.1.starts_with("WARN could not check: no DNS server answered"),
+        "{r:?}"
+    );
+    assert!(r.2.contains("diagnostics.nameservers"), "{r:?}");
+
+    // Through the product: herald asks the configured server, and says so in its report.
+    let cfg = dir.write(
+        "herald.toml",
+        &inbound_config(&format!(
+            "\n[diagnostics]\nnameservers = \"{}\"\n",
+            dns.addr
+        )),
+    );
+    let h = Herald::start(Some(&cfg), &dir.join("data"));
+    let text = report(&h);
+    assert!(text.contains("== DNS\n"), "{text}");
+    assert!(text.contains(&dns.addr.to_string()), "{text}");
+    assert!(text.contains("  OK    MX of reply.herald.test"), "{text}");
     h.stop();
 }

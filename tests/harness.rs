@@ -51,8 +51,15 @@ impl Drop for TempDir {
 
 /// A config file for tests: free ports, a test host name, plus `extra` TOML.
 pub fn test_config(extra: &str) -> String {
+    // The diagnostics' DNS checks ask a closed loopback port unless a test gives them a server
+    // of its own: tests never query DNS beyond this machine.
+    let dns = if extra.contains("[diagnostics]") {
+        ""
+    } else {
+        "\n[diagnostics]\nnameservers = \"127.0.0.1:9\"\n"
+    };
     format!(
-        "hostname = \"herald.test\"\n\n[console]\nlisten = \"127.0.0.1:0\"\n\n[inbound]\nlisten = \"127.0.0.1:0\"\n\n{extra}"
+        "hostname = \"herald.test\"\n\n[console]\nlisten = \"127.0.0.1:0\"\n\n[inbound]\nlisten = \"127.0.0.1:0\"\n\n{extra}{dns}"
     )
 }
 

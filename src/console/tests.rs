@@ -58,6 +58,7 @@ fn app() -> Arc<App> {
         auth: Default::default(),
         sessions: Default::default(),
         metrics: Default::default(),
+        inbound_addr: Default::default(),
     })
 }
 

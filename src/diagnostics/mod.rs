@@ -70,6 +70,12 @@ pub fn gather(app: &App) -> Report {
     let applied = app.settings.applied().ok().flatten();
     let pending = app.settings.pending().ok().flatten();
     if let Some(applied) = &applied {
+        report.push(mail_flow(app, &applied.settings));
+        let servers = crate::dns::servers(&applied.settings.diagnostics.nameservers);
+        report.push(smol::block_on(dns_section(
+            &servers,
+            &applied.settings.hostname,
+        )));
         report.push(certificate(app, &applied.settings, now));
     } else {
         let mut s = Section::new("Settings");
@@ -119,6 +125,223 @@ fn service(app: &App) -> Section {
         ));
     }
     s
+}
+
+/// The port-25 listener in force, greeting and handshaking as a sender sees it, and the
+/// smarthost, as a configuration run checks them (nothing is sent); both at once.
+fn mail_flow(app: &App, settings: &Settings) -> Section {
+    use crate::supervisor::checks;
+    let mut s = Section::new("Mail flow");
+    if !settings.smtp.enabled {
+        s.push(Check::info(
+            "email",
+            "off: no notification is sent and port 25 is closed",
+        ));
+        return s;
+    }
+    let addr = *app.inbound_addr.lock().unwrap_or_else(|p| p.into_inner());
+    let inbound = async {
+        let addr = addr.ok_or_else(|| "the port-25 listener is not running".to_string())?;
+        let leaf = checks::expected_leaf(&app.db, settings)?;
+        checks::inbound(addr, &settings.hostname, &leaf).await
+    };
+    let inbound: std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + '_>> =
+        Box::pin(inbound);
+    let (inbound, smarthost) =
+        smol::block_on(smol::future::zip(inbound, checks::smarthost(settings)));
+    match inbound {
+        Ok(line) => s.push(Check::ok("inbound listener", &line)),
+        Err(e) => s.push(Check::fail(
+            "inbound listener",
+            &e,
+            &format!("herald's banner for {} and its certificate", settings.hostname),
+            "look at herald's log for why the listener stopped; Save settings starts a configuration run that puts it back",
+        )),
+    }
+    match smarthost {
+        Ok(line) => s.push(Check::ok("SMTP server", &line)),
+        Err(e) => s.push(Check::fail(
+            "SMTP server",
+            &e,
+            "the server answers and takes the credentials",
+            "send a test email from Email settings: it shows the whole conversation and what to change",
+        )),
+    }
+    s
+}
+
+/// The DNS records the admin guide asks for, as the configured servers answer them: the A record
+/// of the host name, the A (or AAAA) record of `reply.<hostname>` (a wildcard `*.<hostname>`
+/// counts), and the MX records of `reply.<hostname>` and `noreply.<hostname>` pointing at the host
+/// name. Each failure gives the record to create in zone-file form.
+pub async fn dns_section(servers: &[std::net::SocketAddr], hostname: &str) -> Section {
+    use crate::dns::{Kind, resolve};
+    let mut s = Section::new("DNS");
+    let reply = format!("reply.{hostname}");
+    let noreply = format!("noreply.{hostname}");
+    // A name nobody made: if it resolves, a wildcard is what answers for reply.<hostname>.
+    let probe = format!(
+        "herald-check-{}.{hostname}",
+        crate::crypto::hex(&crate::crypto::random_bytes(4))
+    );
+    let asked: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    s.push(Check::info("servers asked", &asked.join(", ")));
+    let (host_a, (host_aaaa, (reply_a, (reply_aaaa, (reply_mx, (noreply_mx, probe_a)))))) = {
+        use smol::future::zip;
+        zip(
+            resolve(servers, hostname, Kind::A),
+            zip(
+                resolve(servers, hostname, Kind::Aaaa),
+                zip(
+                    resolve(servers, &reply, Kind::A),
+                    zip(
+                        resolve(servers, &reply, Kind::Aaaa),
+                        zip(
+                            resolve(servers, &reply, Kind::Mx),
+                            zip(
+                                resolve(servers, &noreply, Kind::Mx),
+                                resolve(servers, &probe, Kind::A),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        )
+        .await
+    };
+    let unchecked = |name: &str, e: &str, expected: &str| {
+        Check::warn(
+            name,
+            &format!("could not check: {e}"),
+            expected,
+            "check diagnostics.nameservers (or the appliance's /etc/resolv.conf): the DNS servers must answer from here",
+        )
+    };
+    let addresses = |a: &Result<crate::dns::Answer, String>,
+                     b: &Result<crate::dns::Answer, String>| {
+        let mut all = Vec::new();
+        for x in [a, b].into_iter().flatten() {
+            all.extend(x.addresses());
+        }
+        all
+    };
+    let shown = |ips: &[std::net::IpAddr]| {
+        ips.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let how = |a: &Result<crate::dns::Answer, String>| match a {
+        Ok(x) if x.over_tcp => " (over TCP: the UDP answer was truncated)",
+        _ => "",
+    };
+
+    // The host name's own address.
+    let host_ips = addresses(&host_a, &host_aaaa);
+    let name = format!("A of {hostname}");
+    match (&host_a, &host_aaaa) {
+        (Err(e), Err(_)) => s.push(unchecked(
+            &name,
+            e,
+            "an A record with this appliance's address",
+        )),
+        _ if host_ips.is_empty() => s.push(Check::fail(
+            &name,
+            &format!("no A or AAAA record ({})", rcode(&host_a)),
+            "an A record with this appliance's address",
+            &format!("create the record: {hostname}. 3600 IN A <this appliance's address>"),
+        )),
+        _ => s.push(Check::ok(
+            &name,
+            &format!("{}{}", shown(&host_ips), how(&host_a)),
+        )),
+    }
+
+    // reply.<hostname>: where senders deliver replies.
+    let reply_ips = addresses(&reply_a, &reply_aaaa);
+    let wildcard = probe_a.as_ref().is_ok_and(|p| !p.addresses().is_empty());
+    let name = format!("A of {reply}");
+    let expected = if host_ips.is_empty() {
+        "an A record with this appliance's address (or a wildcard *.<hostname>)".to_string()
+    } else {
+        format!("{} (as {hostname})", shown(&host_ips))
+    };
+    match (&reply_a, &reply_aaaa) {
+        (Err(e), Err(_)) => s.push(unchecked(&name, e, &expected)),
+        _ if reply_ips.is_empty() => s.push(Check::fail(
+            &name,
+            &format!("no A or AAAA record ({})", rcode(&reply_a)),
+            &expected,
+            &format!(
+                "create the record: {reply}. 3600 IN A <this appliance's address> (or *.{hostname}. 3600 IN A <address>)"
+            ),
+        )),
+        _ if !host_ips.is_empty() && !reply_ips.iter().all(|ip| host_ips.contains(ip)) => {
+            s.push(Check::warn(
+                &name,
+                &format!("{}{}", shown(&reply_ips), how(&reply_a)),
+                &expected,
+                &format!(
+                    "point {reply} at this appliance (as {hostname}): replies sent to another address never reach herald"
+                ),
+            ))
+        }
+        _ => s.push(Check::ok(
+            &name,
+            &format!(
+                "{}{}{}",
+                shown(&reply_ips),
+                if wildcard { " (from the wildcard *.".to_string() + hostname + ")" } else { String::new() },
+                how(&reply_a)
+            ),
+        )),
+    }
+
+    // The two MX records.
+    for (domain, answer) in [(&reply, &reply_mx), (&noreply, &noreply_mx)] {
+        let name = format!("MX of {domain}");
+        let expected = format!("MX 10 {hostname}.");
+        match answer {
+            Err(e) => s.push(unchecked(&name, e, &expected)),
+            Ok(a) => {
+                let mx = a.exchanges();
+                let found = if mx.is_empty() {
+                    format!("no MX record ({})", a.rcode)
+                } else {
+                    mx.iter()
+                        .map(|(p, e)| format!("MX {p} {e}."))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if mx.iter().any(|(_, e)| e.eq_ignore_ascii_case(hostname)) {
+                    s.push(Check::ok(&name, &format!("{found}{}", how(answer))));
+                } else {
+                    s.push(Check::fail(
+                        &name,
+                        &found,
+                        &expected,
+                        &format!(
+                            "{} the record: {domain}. 3600 IN MX 10 {hostname}.",
+                            if mx.is_empty() {
+                                "create"
+                            } else {
+                                "change it to"
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The response code of an answer, for a finding.
+fn rcode(a: &Result<crate::dns::Answer, String>) -> String {
+    match a {
+        Ok(x) => x.rcode.clone(),
+        Err(e) => e.clone(),
+    }
 }
 
 fn settings_section(applied: &Settings, pending: Option<&Settings>) -> Section {

@@ -109,7 +109,7 @@ impl Live {
         if s.smtp.enabled {
             let listener = net::bind("inbound.listen", &s.inbound.listen).await?;
             let mut generation = live.generation(Arc::new(listener), s)?;
-            generation.accept(&live.ex, &live.shared);
+            generation.accept(&live.ex, &live.shared, &live.app);
             live.inbound = Some(generation);
         }
         Ok(live)
@@ -180,7 +180,7 @@ impl Live {
         // The new one accepts before the old one stops: on a shared socket the two overlap for
         // a moment instead of leaving a gap.
         if let Some(g) = self.inbound.as_mut() {
-            g.accept(&self.ex, &self.shared);
+            g.accept(&self.ex, &self.shared, &self.app);
         }
         if let Some(g) = old.as_mut() {
             g.stop_accepting().await;
@@ -249,7 +249,7 @@ impl Live {
             undone.push("inbound");
             let mut new = std::mem::replace(&mut self.inbound, old);
             if let Some(g) = self.inbound.as_mut() {
-                g.accept(&self.ex, &self.shared);
+                g.accept(&self.ex, &self.shared, &self.app);
             }
             if let Some(g) = new.as_mut() {
                 g.stop_accepting().await;
@@ -295,7 +295,8 @@ impl Live {
 }
 
 impl Inbound {
-    fn accept(&mut self, ex: &Arc<smol::Executor<'static>>, shared: &Shared) {
+    fn accept(&mut self, ex: &Arc<smol::Executor<'static>>, shared: &Shared, app: &App) {
+        *app.inbound_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.addr);
         if self.task.is_none() {
             self.task = Some(ex.spawn(net::smtp::serve(
                 self.listener.clone(),

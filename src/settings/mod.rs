@@ -99,6 +99,14 @@ impl Default for Retention {
     }
 }
 
+/// What the diagnostics ask.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// The DNS servers the checks ask (`ip` or `ip:port`, comma-separated); empty: those of
+    /// `/etc/resolv.conf`.
+    pub nameservers: String,
+}
+
 /// The application API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Api {
@@ -123,6 +131,9 @@ pub struct Settings {
     /// Documents stored before the key existed read as the default.
     #[serde(default)]
     pub retention: Retention,
+    /// Documents stored before the key existed read as the default.
+    #[serde(default)]
+    pub diagnostics: Diagnostics,
     pub api: Api,
     pub console: Console,
 }
@@ -336,6 +347,12 @@ pub const KEYS: &[KeyDef] = &[
         "30",
         "a whole number of days from 1 to 3650; replies and notifications that have finished (processed, discarded, sent, failed) are removed this long after they arrived",
     ),
+    key(
+        "diagnostics.nameservers",
+        Kind::Text,
+        "",
+        "empty (the servers of /etc/resolv.conf), or the DNS servers the diagnostics' DNS checks ask, as IP addresses with an optional port, separated by commas (1.1.1.1, [2606:4700:4700::1111]:53): a public resolver shows what sending servers see",
+    ),
     secret("api.token", "(made at first boot)", RULE_TOKEN),
     dev(
         key("console.listen", Kind::Text, "0.0.0.0:8443", RULE_SOCKET),
@@ -429,6 +446,7 @@ impl Settings {
                 ca_file: String::new(),
             },
             retention: Retention::default(),
+            diagnostics: Diagnostics::default(),
             api: Api {
                 token: String::new(),
             },

@@ -296,6 +296,7 @@ impl Settings {
             "replies.webhook_secret" => s(&self.replies.webhook_secret),
             "replies.ca_file" => s(&self.replies.ca_file),
             "retention.days" => Int(self.retention.days.into()),
+            "diagnostics.nameservers" => s(&self.diagnostics.nameservers),
             "api.token" => s(&self.api.token),
             "console.listen" => s(&self.console.listen),
             "console.password" => s(&self.console.password_hash),
@@ -461,6 +462,12 @@ impl Settings {
             "inbound.key_file" => {
                 check_pem_path(key, &s, Pem::PrivateKey)?;
                 self.inbound.key_file = s;
+            }
+            "diagnostics.nameservers" => {
+                if let Err(e) = crate::dns::parse_servers(&s) {
+                    return bad(&e);
+                }
+                self.diagnostics.nameservers = s;
             }
             "replies.webhook_url" => {
                 if !s.is_empty() && !is_http_url(&s) {

@@ -17,7 +17,7 @@
 //!    nothing is lost);
 //! 6. `apply` — the settings become the applied ones; the workers take them at once.
 
-mod checks;
+pub mod checks;
 pub mod runs;
 
 use crate::app::App;
