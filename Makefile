@@ -36,7 +36,7 @@ bench: build
 ## fuzz: coverage-guided fuzzing of every parser of internet input (cargo-fuzz), FUZZ_SECONDS
 ## each (default 300); FUZZ_TARGETS picks some. Crashes land in fuzz/artifacts/<target>/: keep one
 ## in fuzz/regressions/<target>/, named after what it caught, and make test replays it.
-FUZZ_TARGETS ?= smtp_server smtp_client reply_extract settings_file webhook_answer
+FUZZ_TARGETS ?= smtp_server smtp_client reply_extract settings_file webhook_answer dns_answer
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	for t in $(FUZZ_TARGETS); do \

@@ -19,6 +19,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("reply_extract", reply_extract),
     ("settings_file", settings_file),
     ("webhook_answer", webhook_answer),
+    ("dns_answer", dns_answer),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +381,37 @@ pub fn webhook_answer(input: &[u8]) {
     for cut in [input.len() / 3, input.len() / 2] {
         if let Some(early) = status(&input[..cut]) {
             assert_eq!(Some(early), code, "a longer answer changed its status");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dns_answer: what a DNS server (or anyone spoofing one) answers the diagnostics
+
+/// Arbitrary bytes as the answer to query `id` (the first two bytes). Beyond "no panic": an
+/// answer with another id is never taken, names come out lowercased without their final dot,
+/// and no more records come out than the message has room for.
+pub fn dns_answer(input: &[u8]) {
+    use crate::dns::{Record, read_answer};
+    if input.len() < 2 {
+        return;
+    }
+    let id = u16::from_be_bytes([input[0], input[1]]);
+    let msg = &input[2..];
+    if let Ok(Some((_, records))) = read_answer(id, msg) {
+        assert!(
+            msg.len() >= 12 && msg[..2] == input[..2],
+            "took an answer to another query"
+        );
+        // Each record takes at least 11 octets (a compressed name, type, class, TTL, length).
+        assert!(
+            records.len() <= msg.len() / 11 + 1,
+            "more records than octets allow"
+        );
+        for r in records {
+            if let Record::Mx { exchange: n, .. } | Record::Cname(n) = r {
+                assert!(!n.ends_with('.') && n == n.to_ascii_lowercase(), "{n:?}");
+            }
         }
     }
 }
