@@ -1,7 +1,8 @@
 // herald's Management Console: a few lines of progressive enhancement. Every page works
 // without them. Here: the Email settings form lists the changes made on it (against the saved
 // settings it was loaded with) before it is saved, in the words the form shows; a field with
-// an error takes the focus; and an SMTP conversation opens scrolled to its end.
+// an error takes the focus; an SMTP conversation opens scrolled to its end; the reply lab reads
+// an .eml file into its form.
 (function () {
   "use strict";
   var form = document.getElementById("settings-form");
@@ -10,6 +11,19 @@
   if (summary) summary.focus();
   var talks = document.querySelectorAll("pre.transcript");
   for (var t = 0; t < talks.length; t++) talks[t].scrollTop = talks[t].scrollHeight;
+  // The reply lab: an .eml file is read into the message box (shown only with script).
+  var file = document.getElementById("lab-file");
+  var raw = document.getElementById("lab-raw");
+  if (file && raw) {
+    document.getElementById("lab-file-field").hidden = false;
+    file.addEventListener("change", function () {
+      var f = file.files[0];
+      if (!f) return;
+      var reader = new FileReader();
+      reader.onload = function () { raw.value = reader.result; };
+      reader.readAsText(f);
+    });
+  }
   if (!form || !box) return;
 
   function value(el) {

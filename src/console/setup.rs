@@ -244,6 +244,16 @@ fn route_inner(app: &App, req: &Request) -> Response {
             "/setup/settings" => {
                 super::setup_settings::post(app, req, &ctx, &form, cookie.unwrap_or(""))
             }
+            "/setup/reply-lab" => {
+                let raw = session::last(&form, "raw").unwrap_or("");
+                let to = session::last(&form, "to").unwrap_or("");
+                let lab =
+                    crate::replies::lab::examine(&applied, &app.reply_key, raw.as_bytes(), to, "");
+                html(
+                    200,
+                    pages::lab::render(&ctx, &pages::lab::Form { raw, to }, Some(&lab)),
+                )
+            }
             _ => html(404, pages::error(&ctx, ctx.t("error.notfound"))),
         };
     }
@@ -254,6 +264,10 @@ fn route_inner(app: &App, req: &Request) -> Response {
             super::diagnostics_text(app)
         }
         "/setup/support-bundle" => super::manage::support_bundle(app),
+        "/setup/reply-lab" => html(
+            200,
+            pages::lab::render(&ctx, &pages::lab::Form { raw: "", to: "" }, None),
+        ),
         "/setup/diagnostics" => html(
             200,
             pages::diagnostics::render(&ctx, &crate::diagnostics::gather(app)),

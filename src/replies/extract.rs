@@ -28,6 +28,10 @@ pub struct Parsed {
     pub text: String,
     /// Why the message is an auto-reply or a bounce, if it is one.
     pub auto_reply: Option<String>,
+    /// The decoded body the reply text was taken from (only from [`parse_keeping_body`]).
+    pub body: Option<String>,
+    /// The addresses of the To and Cc headers (only from [`parse_keeping_body`]).
+    pub addressed: Vec<String>,
 }
 
 impl Parsed {
@@ -52,6 +56,16 @@ pub const TEXT_MAX: usize = 1 << 20;
 
 /// Parses a received message. `mail_from` is the envelope sender (`""` for the null sender).
 pub fn parse(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
+    parse_inner(raw, mail_from, false)
+}
+
+/// [`parse`], also keeping the decoded body and the header recipients (the reply lab shows
+/// what the rules cut, and whom the message was written to).
+pub fn parse_keeping_body(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
+    parse_inner(raw, mail_from, true)
+}
+
+fn parse_inner(raw: &[u8], mail_from: &str, keep: bool) -> Result<Parsed, String> {
     let raw = &raw[..raw.len().min(PARSE_MAX)];
     // Some stored messages open with blank lines; a parser would take the first for the end of
     // an empty header.
@@ -114,12 +128,26 @@ pub fn parse(raw: &[u8], mail_from: &str) -> Result<Parsed, String> {
         body = plain_text(root, t, raw_message);
     }
 
+    let addressed = if keep {
+        [message.to(), message.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address())
+            .map(field)
+            .take(100)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Parsed {
         subject,
         from,
         message_id,
         text: bounded(&reply_text(&body), TEXT_MAX),
         auto_reply,
+        body: keep.then(|| bounded(&body, TEXT_MAX)),
+        addressed,
     })
 }
 

@@ -9,6 +9,7 @@ mod extract_shared_tests;
 #[cfg(test)]
 mod extract_tests;
 mod html;
+pub mod lab;
 pub mod processor;
 mod reading;
 mod text;

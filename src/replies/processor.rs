@@ -406,23 +406,13 @@ impl Processor {
         };
         rec.delivery_id = Some(delivery_id.clone());
         self.log.line("DEBUG", format_args!("Matched {}", rec.id));
-        let bytes = serde_json::to_vec(&Payload {
-            body: &parsed.text,
-            from: if parsed.from.is_empty() {
-                &rec.from
-            } else {
-                &parsed.from
-            },
-            message_id: rec.message_id.as_deref(),
-            received_at: &rec.received_at,
-            subject: &parsed.subject,
-            thread: Thread {
-                id: tok.thread,
-                kind: tok.kind.name(),
-            },
-            user_id: tok.user,
-        })
-        .expect("serializes");
+        let bytes = webhook_body(
+            &parsed,
+            &rec.from,
+            rec.message_id.as_deref(),
+            &rec.received_at,
+            &tok,
+        );
         let sig = webhook::signature(&hook.secret, &bytes);
         let headers = [
             ("X-Herald-Signature", sig.as_str()),
@@ -463,6 +453,34 @@ struct Payload<'a> {
 struct Thread {
     id: u64,
     kind: &'static str,
+}
+
+/// The bytes POSTed to the webhook for a reply (SPEC §4): `envelope_from` stands in for a
+/// message without a From address.
+pub fn webhook_body(
+    parsed: &super::extract::Parsed,
+    envelope_from: &str,
+    message_id: Option<&str>,
+    received_at: &str,
+    tok: &super::token::Token,
+) -> Vec<u8> {
+    serde_json::to_vec(&Payload {
+        body: &parsed.text,
+        from: if parsed.from.is_empty() {
+            envelope_from
+        } else {
+            &parsed.from
+        },
+        message_id,
+        received_at,
+        subject: &parsed.subject,
+        thread: Thread {
+            id: tok.thread,
+            kind: tok.kind.name(),
+        },
+        user_id: tok.user,
+    })
+    .expect("serializes")
 }
 
 /// When a record was received (unix ms), from its RFC 3339 stamp; now if unreadable.

@@ -238,6 +238,32 @@ fn walk(w: &Words) {
         &format!("diagnostics-{}", w.lang),
     );
 
+    // The reply lab, from the sidebar: a Gmail reply pasted for a reply address of issue 42
+    // shows the text the application would get. Nothing is stored.
+    b.go(&format!("{base}/setup/reply-lab"));
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/reply-lab"))),
+        &format!("lab-{}", w.lang),
+    );
+    let eml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/replies/gmail_en.eml"
+    ))
+    .unwrap();
+    b.script(&format!(
+        "document.getElementById('lab-raw').value = {};",
+        serde_json::to_string(&eml).unwrap()
+    ));
+    b.fill("#lab-to", &h.reply_address("issue", 42, 7));
+    b.submit("form.card button[type=submit]");
+    let text = b.page_text();
+    assert!(text.contains("Thanks, merged!"), "{text}");
+    assert!(text.contains("issue #42"), "{text}");
+    assert!(text.contains("\"user_id\": 7"), "{text}");
+    look(&b, None, &format!("lab-result-{}", w.lang));
+    assert!(h.replies().is_empty(), "the lab stores nothing");
+
     // In force: a session that does not STARTTLS is refused at MAIL.
     let mut cmd = Command::new("swaks");
     cmd.args([

@@ -6,6 +6,7 @@
 
 pub mod diagnostics;
 pub mod i18n;
+pub mod lab;
 pub mod login;
 pub mod runs;
 pub mod settings;
@@ -34,6 +35,7 @@ pub enum Section {
     Email,
     Runs,
     Diagnostics,
+    Lab,
     None,
 }
 
@@ -102,6 +104,7 @@ pub fn page(
                                 li { a href="/setup/settings" aria-current=[(section == Section::Email).then_some("page")] { (ctx.t("nav.email")) } }
                                 li { a href="/setup/runs" aria-current=[(section == Section::Runs).then_some("page")] { (ctx.t("nav.runs")) } }
                                 li { a href="/setup/diagnostics" aria-current=[(section == Section::Diagnostics).then_some("page")] { (ctx.t("nav.diagnostics")) } }
+                                li { a href="/setup/reply-lab" aria-current=[(section == Section::Lab).then_some("page")] { (ctx.t("nav.lab")) } }
                             }
                             (sidebar_extra)
                         }

@@ -199,6 +199,69 @@ pub const EN: &[(&str, &str)] = &[
     ("yes", "yes"),
     ("no", "no"),
     ("empty", "(empty)"),
+    // reply lab
+    ("nav.lab", "Reply lab"),
+    ("lab.title", "Reply lab"),
+    (
+        "lab.lead",
+        "Paste an email as herald would receive it and see what it would do with it: whom it answers, whether it is an auto-reply, the reply text and what was cut, and what the application would get. Nothing is stored or sent.",
+    ),
+    ("lab.raw", "Raw message (headers and body)"),
+    (
+        "lab.raw.help",
+        "The whole message as the mail client's \"show original\" or \"view source\" gives it.",
+    ),
+    ("lab.file", "Or read an .eml file into the box"),
+    (
+        "lab.file.help",
+        "The file is read in the browser; nothing is uploaded until you examine it.",
+    ),
+    ("lab.to", "Envelope recipient (optional)"),
+    (
+        "lab.to.help",
+        "The RCPT TO address, e.g. a reply address; left empty, the To and Cc headers are used.",
+    ),
+    ("lab.examine", "Examine"),
+    ("lab.result", "What herald would do"),
+    ("lab.recipients", "Recipients"),
+    (
+        "lab.no_recipients",
+        "No recipient: give the envelope recipient, or paste a message with a To header.",
+    ),
+    ("lab.from_headers", "From the To and Cc headers."),
+    ("lab.from_envelope", "As given for the envelope."),
+    ("lab.reply", "Reply address"),
+    ("lab.user", "user"),
+    ("lab.discarded", "Accepted and discarded"),
+    ("lab.refused", "Refused at RCPT"),
+    (
+        "lab.fate.posted",
+        "It would be posted to the application's webhook as a comment.",
+    ),
+    ("lab.fate.failed", "It would be kept as"),
+    (
+        "lab.fate.discarded",
+        "It would be accepted and discarded: no recipient is a reply address.",
+    ),
+    (
+        "lab.fate.refused",
+        "It would be refused at RCPT: the sending server bounces it to its sender.",
+    ),
+    ("lab.fate.unreadable", "It cannot be read as an email:"),
+    ("lab.message", "The message"),
+    ("lab.from", "From"),
+    ("lab.subject", "Subject"),
+    ("lab.text", "Reply text (the comment)"),
+    (
+        "lab.text.none",
+        "None: nothing of the message is the sender's own writing.",
+    ),
+    ("lab.body", "The body it was taken from"),
+    (
+        "lab.body.help",
+        "Decoded (and HTML read as text, quotes as > lines): what is here and not above was cut.",
+    ),
+    ("lab.webhook", "Webhook body"),
     // diagnostics
     ("diag.bundle", "Download the support bundle"),
     (
