@@ -141,6 +141,7 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
         .map_err(|e| other("settings", &e))?
         .expect("settings exist after import");
     log::info!("settings version {} in force", applied.version);
+    crate::logfile::configure(&applied.settings);
     let reply_key = crate::replies::token::ReplyKey::load_or_create(&db)
         .map_err(|e| other("reply-address key", &e))?;
     let sled_dir = data_dir.join(paths::DB);
@@ -170,10 +171,12 @@ pub fn boot(config: Option<&Path>, data_dir: &Path) -> Result<Booted, BootError>
     let maillog = crate::maillog::MailLog::open(
         &data_dir.join(paths::MAIL_LOG),
         &applied.settings.hostname,
-        Default::default(),
+        crate::logfile::Rotating::Configured,
     );
-    let unicorn =
-        crate::logfile::LogFile::open(&data_dir.join(paths::UNICORN_LOG), Default::default());
+    let unicorn = crate::logfile::LogFile::open(
+        &data_dir.join(paths::UNICORN_LOG),
+        crate::logfile::Rotating::Configured,
+    );
 
     let disk = Arc::new(crate::disk::Disk::new(&data_dir));
     let runs = crate::supervisor::runs::Runs::open(&db).map_err(|e| other("runs", &e))?;

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Size at which a log is rotated, unless told otherwise.
 pub const ROTATE_AT: u64 = 64 << 20;
@@ -36,6 +37,38 @@ impl Default for Rotation {
     }
 }
 
+/// The rotation the settings ask for (`logs.rotate_mb`, `logs.keep`), which every log opened
+/// with [`Rotation::Configured`] follows from its next write.
+static CONFIGURED_AT: AtomicU64 = AtomicU64::new(ROTATE_AT);
+static CONFIGURED_KEEP: AtomicU32 = AtomicU32::new(KEEP);
+
+/// Puts the settings' rotation in force for every log that follows them.
+pub fn configure(settings: &crate::settings::Settings) {
+    CONFIGURED_AT.store(u64::from(settings.logs.rotate_mb) << 20, Ordering::Relaxed);
+    CONFIGURED_KEEP.store(settings.logs.keep, Ordering::Relaxed);
+}
+
+/// How a log's rotation is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotating {
+    /// As the settings say, at each write.
+    Configured,
+    /// Fixed (tests).
+    Fixed(Rotation),
+}
+
+impl Rotating {
+    fn now(self) -> Rotation {
+        match self {
+            Rotating::Configured => Rotation {
+                at: CONFIGURED_AT.load(Ordering::Relaxed),
+                keep: CONFIGURED_KEEP.load(Ordering::Relaxed),
+            },
+            Rotating::Fixed(r) => r,
+        }
+    }
+}
+
 struct Open {
     /// `None` while the file cannot be opened (its folder gone, the disk full): retried at the
     /// next write.
@@ -47,7 +80,7 @@ struct Open {
 
 pub struct LogFile {
     path: PathBuf,
-    rotation: Rotation,
+    rotation: Rotating,
     open: Mutex<Open>,
 }
 
@@ -55,7 +88,7 @@ impl LogFile {
     /// Opens `path` for appending (made 0640, and its folders 0750, if missing; an existing
     /// file wider than 0640 is narrowed). A file that cannot be opened now is tried again at
     /// each write, so herald starts even when the log's disk is full.
-    pub fn open(path: &Path, rotation: Rotation) -> LogFile {
+    pub fn open(path: &Path, rotation: Rotating) -> LogFile {
         let file = match open(path) {
             Ok(f) => Some(f),
             Err(e) => {
@@ -120,7 +153,7 @@ impl LogFile {
                 return;
             }
         }
-        if o.size >= self.rotation.at {
+        if o.size >= self.rotation.now().at {
             match self.rotate() {
                 Ok(f) => {
                     o.file = Some(f);
@@ -133,7 +166,13 @@ impl LogFile {
 
     /// `x.log.<keep-1>` → `x.log.<keep>`, …, `x.log` → `x.log.1`, and a new `x.log`.
     fn rotate(&self) -> std::io::Result<File> {
-        let keep = self.rotation.keep;
+        let keep = self.rotation.now().keep;
+        // Files past the count kept (the count was lowered) go first.
+        let mut n = keep + 1;
+        while rotated(&self.path, n).exists() {
+            std::fs::remove_file(rotated(&self.path, n))?;
+            n += 1;
+        }
         if keep == 0 {
             std::fs::remove_file(&self.path)?;
         } else {
@@ -203,7 +242,7 @@ mod tests {
     fn rotates_by_size_keeping_the_newest_files() {
         let d = dir("rotate");
         let path = d.join("logs/x.log");
-        let log = LogFile::open(&path, Rotation { at: 10, keep: 2 });
+        let log = LogFile::open(&path, Rotating::Fixed(Rotation { at: 10, keep: 2 }));
         for line in ["one 12345\n", "two 12345\n", "three 123\n", "four 1234\n"] {
             log.append(line.as_bytes());
         }
@@ -218,6 +257,25 @@ mod tests {
     }
 
     #[test]
+    fn a_lowered_count_removes_the_files_past_it_at_the_next_rotation() {
+        let d = dir("keep-lowered");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("x.log");
+        for n in 1..=5 {
+            std::fs::write(rotated(&path, n), format!("old {n}\n")).unwrap();
+        }
+        let log = LogFile::open(&path, Rotating::Fixed(Rotation { at: 5, keep: 2 }));
+        log.append(b"new 1\n");
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(rotated(&path, 1)), "new 1\n");
+        assert_eq!(read(rotated(&path, 2)), "old 1\n");
+        for n in 3..=6 {
+            assert!(!rotated(&path, n).exists(), "x.log.{n} is past logs.keep");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn files_are_0640_and_folders_0750_even_when_made_wider_before() {
         let d = dir("modes");
         let path = d.join("a/b/x.log");
@@ -226,14 +284,14 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let folder = path.parent().unwrap();
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let log = LogFile::open(&path, Rotation::default());
+        let log = LogFile::open(&path, Rotating::Fixed(Rotation::default()));
         log.append(b"new\n");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o640);
         assert_eq!(mode(path.parent().unwrap()), 0o750);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");
         let fresh = d.join("c/y.log");
-        LogFile::open(&fresh, Rotation::default()).append(b"x\n");
+        LogFile::open(&fresh, Rotating::Fixed(Rotation::default())).append(b"x\n");
         assert_eq!(mode(&fresh), 0o640);
         assert_eq!(mode(fresh.parent().unwrap()), 0o750);
         std::fs::remove_dir_all(&d).unwrap();
@@ -247,7 +305,7 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("logs"), "in the way").unwrap();
         let path = d.join("logs/x.log");
-        let log = LogFile::open(&path, Rotation::default());
+        let log = LogFile::open(&path, Rotating::Fixed(Rotation::default()));
         log.append(b"lost\n");
         std::fs::remove_file(d.join("logs")).unwrap();
         log.append(b"kept\n");

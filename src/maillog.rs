@@ -3,7 +3,7 @@
 //! `--syslog-name=herald`) read it. The lines of one event are written with one append; the
 //! file rotates like every log ([`crate::logfile`]).
 
-use crate::logfile::{LogFile, Rotation};
+use crate::logfile::{LogFile, Rotating};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -18,7 +18,7 @@ pub struct MailLog {
 
 impl MailLog {
     /// Opens `path` for appending (see [`LogFile::open`]).
-    pub fn open(path: &Path, hostname: &str, rotation: Rotation) -> MailLog {
+    pub fn open(path: &Path, hostname: &str, rotation: Rotating) -> MailLog {
         MailLog {
             file: LogFile::open(path, rotation),
             // syslog writes the short host name.
@@ -64,7 +64,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-maillog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("logs/mail.log");
-        let log = MailLog::open(&path, "mx.example.test", Rotation::default());
+        let log = MailLog::open(&path, "mx.example.test", Rotating::Configured);
         log.line(
             "smtpd",
             "connect from unknown[127.0.0.1]\r\nfake line".into(),

@@ -264,6 +264,30 @@ fn route_inner(app: &App, req: &Request) -> Response {
             super::diagnostics_text(app)
         }
         "/setup/support-bundle" => super::manage::support_bundle(app),
+        "/setup/replies" => {
+            let status = req.query_param("status").unwrap_or("");
+            let failed: Vec<String> = app
+                .spool
+                .counts()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(s, _)| s)
+                .filter(|s| s.starts_with("failed:"))
+                .collect();
+            let wanted = (!status.is_empty()).then_some(status);
+            match app.spool.replies(wanted, 200) {
+                Ok(list) => html(200, pages::operate::replies(&ctx, status, &list, &failed)),
+                Err(e) => Response::error(500, &e),
+            }
+        }
+        "/setup/queue" => {
+            let status = req.query_param("status").unwrap_or("");
+            let wanted = crate::outbound::queue::Status::from_name(status);
+            match app.queue.list(wanted, 200) {
+                Ok(list) => html(200, pages::operate::queue(&ctx, status, &list)),
+                Err(e) => Response::error(500, &e),
+            }
+        }
         "/setup/reply-lab" => html(
             200,
             pages::lab::render(&ctx, &pages::lab::Form { raw: "", to: "" }, None),
@@ -276,6 +300,9 @@ fn route_inner(app: &App, req: &Request) -> Response {
             Ok(runs) => html(200, pages::runs::list(&ctx, &runs)),
             Err(e) => Response::error(500, &e),
         },
+        _ if path.starts_with("/setup/replies/") => {
+            reply_page(app, &ctx, &path["/setup/replies/".len()..])
+        }
         _ => match path
             .strip_prefix("/setup/runs/")
             .and_then(|n| n.parse::<u64>().ok())
@@ -287,6 +314,35 @@ fn route_inner(app: &App, req: &Request) -> Response {
             },
             None => html(404, pages::error(&ctx, ctx.t("error.notfound"))),
         },
+    }
+}
+
+/// One reply: its record, the text taken from its message, the raw message's beginning.
+fn reply_page(app: &App, ctx: &Ctx, id: &str) -> Response {
+    let parsed = id.split_once('-').and_then(|(q, n)| {
+        Some((
+            crate::inbound::spool::QueueId(u64::from_str_radix(q, 16).ok()?),
+            n.parse::<u16>().ok()?,
+        ))
+    });
+    let Some((qid, n)) = parsed else {
+        return html(404, pages::error(ctx, ctx.t("error.notfound")));
+    };
+    match app.spool.record(qid, n) {
+        Ok(Some(rec)) => {
+            let raw = app.spool.data(qid).ok().flatten();
+            let text = raw.as_deref().map(|r| {
+                crate::replies::extract::parse(r, &rec.from)
+                    .map(|p| p.text)
+                    .unwrap_or_default()
+            });
+            html(
+                200,
+                pages::operate::reply(ctx, &rec, raw.as_deref(), text.as_deref()),
+            )
+        }
+        Ok(None) => html(404, pages::error(ctx, ctx.t("error.notfound"))),
+        Err(e) => Response::error(500, &e),
     }
 }
 

@@ -34,9 +34,15 @@ fn app() -> Arc<App> {
     let spool = crate::inbound::spool::Spool::open(&db, durable.clone()).unwrap();
     let queue = crate::outbound::queue::Queue::open(&db, durable.clone()).unwrap();
     let dir = std::env::temp_dir().join(format!("herald-console-tests-{}", std::process::id()));
-    let maillog =
-        crate::maillog::MailLog::open(&dir.join("mail.log"), "test.example", Default::default());
-    let unicorn = crate::logfile::LogFile::open(&dir.join("unicorn.log"), Default::default());
+    let maillog = crate::maillog::MailLog::open(
+        &dir.join("mail.log"),
+        "test.example",
+        crate::logfile::Rotating::Configured,
+    );
+    let unicorn = crate::logfile::LogFile::open(
+        &dir.join("unicorn.log"),
+        crate::logfile::Rotating::Configured,
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let (run_requests, requested) = smol::channel::bounded(4);
     // No service takes them here: the run stays requested.

@@ -43,7 +43,8 @@ impl Status {
         .find(|st| st.name() == s)
     }
 
-    fn waiting(self) -> bool {
+    /// Queued or deferred: an attempt is still to come.
+    pub fn waiting(self) -> bool {
         matches!(self, Status::Queued | Status::Deferred)
     }
 }

@@ -38,7 +38,7 @@ pub struct Metroplex {
 impl Metroplex {
     pub fn open(path: &std::path::Path) -> Metroplex {
         Metroplex {
-            file: crate::logfile::LogFile::open(path, Default::default()),
+            file: crate::logfile::LogFile::open(path, crate::logfile::Rotating::Configured),
             lines: Mutex::new(String::new()),
             pid: std::process::id(),
         }

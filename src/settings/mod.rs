@@ -99,6 +99,24 @@ impl Default for Retention {
     }
 }
 
+/// How the logs rotate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logs {
+    /// A log is rotated once it passes this many MiB.
+    pub rotate_mb: u32,
+    /// Rotated files kept of each log.
+    pub keep: u32,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            rotate_mb: 64,
+            keep: 3,
+        }
+    }
+}
+
 /// What the diagnostics ask.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostics {
@@ -134,6 +152,9 @@ pub struct Settings {
     /// Documents stored before the key existed read as the default.
     #[serde(default)]
     pub diagnostics: Diagnostics,
+    /// Documents stored before the key existed read as the default.
+    #[serde(default)]
+    pub logs: Logs,
     pub api: Api,
     pub console: Console,
 }
@@ -348,6 +369,18 @@ pub const KEYS: &[KeyDef] = &[
         "a whole number of days from 1 to 3650; replies and notifications that have finished (processed, discarded, sent, failed) are removed this long after they arrived",
     ),
     key(
+        "logs.rotate_mb",
+        Kind::Int { min: 1, max: 4096 },
+        "64",
+        "a whole number of MiB from 1 to 4096: mail.log, metroplex.log and unicorn.log are each rotated once they pass it",
+    ),
+    key(
+        "logs.keep",
+        Kind::Int { min: 0, max: 100 },
+        "3",
+        "a whole number from 0 to 100: how many rotated files of each log are kept (x.log.1 the newest); the logs then take at most (keep + 1) × logs.rotate_mb each",
+    ),
+    key(
         "diagnostics.nameservers",
         Kind::Text,
         "",
@@ -447,6 +480,7 @@ impl Settings {
             },
             retention: Retention::default(),
             diagnostics: Diagnostics::default(),
+            logs: Logs::default(),
             api: Api {
                 token: String::new(),
             },

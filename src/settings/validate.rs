@@ -297,6 +297,8 @@ impl Settings {
             "replies.ca_file" => s(&self.replies.ca_file),
             "retention.days" => Int(self.retention.days.into()),
             "diagnostics.nameservers" => s(&self.diagnostics.nameservers),
+            "logs.rotate_mb" => Int(self.logs.rotate_mb.into()),
+            "logs.keep" => Int(self.logs.keep.into()),
             "api.token" => s(&self.api.token),
             "console.listen" => s(&self.console.listen),
             "console.password" => s(&self.console.password_hash),
@@ -378,6 +380,8 @@ impl Settings {
             "inbound.max_message_size" => self.inbound.max_message_size = n,
             "inbound.max_connections" => self.inbound.max_connections = n as u32,
             "retention.days" => self.retention.days = n as u32,
+            "logs.rotate_mb" => self.logs.rotate_mb = n as u32,
+            "logs.keep" => self.logs.keep = n as u32,
             _ => unreachable!("{key} is not an int"),
         }
     }

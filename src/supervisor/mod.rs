@@ -455,6 +455,7 @@ async fn steps(p: &mut Progress<'_>, live: &mut Live) -> Result<(), String> {
     if let Err(e) = app.settings.apply(&target) {
         return fail(p, "apply", e.to_string(), t);
     }
+    crate::logfile::configure(&target.settings);
     app.queue.wake();
     app.spool.wake();
     p.end(

@@ -9,7 +9,7 @@
 mod webdriver;
 
 use crate::harness::*;
-use crate::outbound::common::{PASSWORD, Pki, Smarthost, USER, arg};
+use crate::outbound::common::{Api, PASSWORD, Pki, Smarthost, USER, arg};
 use std::process::Command;
 use std::time::Duration;
 use webdriver::Browser;
@@ -263,6 +263,42 @@ fn walk(w: &Words) {
     assert!(text.contains("\"user_id\": 7"), "{text}");
     look(&b, None, &format!("lab-result-{}", w.lang));
     assert!(h.replies().is_empty(), "the lab stores nothing");
+
+    // Replies and Queue: a reply that arrives over STARTTLS, and a notification queued by the
+    // application, each on its page.
+    let to = h.reply_address("issue", 42, 7);
+    let mut cmd = Command::new("swaks");
+    cmd.args([
+        "--server",
+        &format!("127.0.0.1:{smtp}"),
+        "--to",
+        &to,
+        "--tls",
+    ])
+    .args(["--body", "Looks right to me.", "--timeout", "20"]);
+    assert!(stdout(&run_with_deadline(cmd)).contains("250 2.0.0"));
+    b.go(&format!("{base}/setup/replies"));
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/replies"))),
+        &format!("replies-{}", w.lang),
+    );
+    b.click(&b.find("table a"));
+    let text = b.page_text();
+    assert!(text.contains("Looks right to me."), "{text}");
+    look(&b, None, &format!("reply-{}", w.lang));
+    Api::new(&h).notify(&serde_json::json!({
+        "to": "user@example.org", "user_id": 7, "subject": "Re: [acme/app] Crash on start (#42)",
+        "text": "Alice commented.", "thread": {"kind": "issue", "id": 42}, "reason": "mention"
+    }));
+    b.go(&format!("{base}/setup/queue"));
+    let text = b.page_text();
+    assert!(text.contains("user@example.org"), "{text}");
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/queue"))),
+        &format!("queue-{}", w.lang),
+    );
 
     // In force: a session that does not STARTTLS is refused at MAIL.
     let mut cmd = Command::new("swaks");

@@ -575,3 +575,46 @@ fn pflogsumm_reads_mail_log_received_delivered_rejected() {
     );
     h.stop();
 }
+
+#[test]
+fn mail_log_rotates_at_its_configured_size_and_pflogsumm_reads_the_rotated_files() {
+    let dir = TempDir::new("in-rotate");
+    let (h, port) = start(&dir, "\n[logs]\nrotate_mb = 1\nkeep = 2\n");
+    let to = h.reply_address("issue", 5, 6);
+    let sent = 1800u64;
+    let mut cmd = Command::new(tool("smtp-source"));
+    cmd.args(["-s", "20", "-m", &sent.to_string(), "-l", "100"])
+        .args(["-M", "client.example", "-f", SENDER, "-t", &to])
+        .arg(format!("127.0.0.1:{port}"));
+    let o = run_with_deadline(cmd);
+    assert!(o.status.success(), "smtp-source: {}", stderr(&o));
+
+    let logs = dir.join("data/logs");
+    let size = |name: &str| std::fs::metadata(logs.join(name)).map(|m| m.len()).ok();
+    let first = size("mail.log.1").expect("mail.log rotated into mail.log.1");
+    assert!((1 << 20..(1 << 20) + 64 * 1024).contains(&first), "{first}");
+    assert!(size("mail.log").unwrap() < 1 << 20);
+    assert_eq!(
+        size("mail.log.3"),
+        None,
+        "no more than logs.keep rotated files"
+    );
+
+    // Postfix's own report reads the rotated file and the current one as one log.
+    let mut files: Vec<std::path::PathBuf> = ["mail.log.2", "mail.log.1", "mail.log"]
+        .iter()
+        .map(|f| logs.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let mut cmd = Command::new(tool("pflogsumm"));
+    cmd.args(["--syslog-name=herald"]).args(files.drain(..));
+    let o = run_with_deadline(cmd);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}\n{text}", stderr(&o));
+    assert_eq!(
+        pflogsumm_totals(&text).get("received"),
+        Some(&sent),
+        "{text}"
+    );
+    h.stop();
+}

@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod i18n;
 pub mod lab;
 pub mod login;
+pub mod operate;
 pub mod runs;
 pub mod settings;
 
@@ -35,6 +36,8 @@ pub enum Section {
     Email,
     Runs,
     Diagnostics,
+    Replies,
+    Queue,
     Lab,
     None,
 }
@@ -103,7 +106,12 @@ pub fn page(
                             ul {
                                 li { a href="/setup/settings" aria-current=[(section == Section::Email).then_some("page")] { (ctx.t("nav.email")) } }
                                 li { a href="/setup/runs" aria-current=[(section == Section::Runs).then_some("page")] { (ctx.t("nav.runs")) } }
+                            }
+                            h2.sidebar-title { (ctx.t("nav.troubleshooting")) }
+                            ul {
                                 li { a href="/setup/diagnostics" aria-current=[(section == Section::Diagnostics).then_some("page")] { (ctx.t("nav.diagnostics")) } }
+                                li { a href="/setup/replies" aria-current=[(section == Section::Replies).then_some("page")] { (ctx.t("nav.replies")) } }
+                                li { a href="/setup/queue" aria-current=[(section == Section::Queue).then_some("page")] { (ctx.t("nav.queue")) } }
                                 li { a href="/setup/reply-lab" aria-current=[(section == Section::Lab).then_some("page")] { (ctx.t("nav.lab")) } }
                             }
                             (sidebar_extra)
