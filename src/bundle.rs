@@ -26,26 +26,22 @@ fn with_rotated(log: &Path) -> Vec<PathBuf> {
     if log.is_file() {
         out.push(log.to_path_buf());
     }
-    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
-        return out;
-    };
-    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().into_string().ok()?;
-            let n = file
-                .strip_prefix(name)?
-                .strip_prefix('.')?
-                .parse::<u32>()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    rotated.sort();
-    out.extend(rotated.into_iter().map(|(_, p)| p));
+    out.extend(
+        crate::logfile::rotated_files(log)
+            .into_iter()
+            .map(|(_, p)| p),
+    );
     out
+}
+
+/// What the logs the bundle holds take on disk: the most the bundle can take (gzip only makes
+/// it smaller), and what must be free before it is written.
+pub fn logs_bytes(app: &App) -> u64 {
+    LOGS.iter()
+        .flat_map(|(in_data, _)| with_rotated(&app.path(in_data)))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn header(size: u64, mtime: u64) -> tar::Header {

@@ -102,6 +102,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
                 "reply-address",
                 "test-email",
                 "diagnostics",
+                "bundle",
             ]
             .contains(cmd) =>
         {
@@ -505,63 +506,74 @@ fn reply_address(
 
 fn bundle(data: &std::path::Path, output: Option<&std::path::Path>) -> Result<(), Outcome> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     const PATH: &str = "/manage/v1/support-bundle";
-    let fail = |what: &str, e: std::io::Error| Outcome::Failed(format!("{what}: {e}"));
+    let fail = |what: &std::path::Path, e: std::io::Error| {
+        Outcome::Failed(format!("{}: {e}", what.display()))
+    };
+    // Whole or not at all: the length the service announced must have arrived.
+    let whole = |(headers, got): &control::Downloaded| -> Result<(), Outcome> {
+        let want = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        match want {
+            Some(want) if want != *got => Err(Outcome::Failed(format!(
+                "the support bundle was cut short ({got} of {want} bytes): try again"
+            ))),
+            _ => Ok(()),
+        }
+    };
     if output == Some(std::path::Path::new("-")) {
         let mut stdout = std::io::stdout().lock();
         return match control::download(data, PATH, &mut stdout)? {
-            Ok(_) => stdout.flush().map_err(|e| fail("standard output", e)),
+            Ok(got) => {
+                whole(&got)?;
+                stdout
+                    .flush()
+                    .map_err(|e| fail(std::path::Path::new("standard output"), e))
+            }
             Err(reply) => Err(Outcome::Failed(error_text(&reply))),
         };
     }
-    // Written beside its final name and renamed once whole, so a file of that name is a
-    // whole bundle.
+    // Written beside its final name (a new file, owner-only: it holds the logs) and renamed
+    // once whole, so a file of that name is a whole bundle; removed on any failure.
     let dir = output
         .and_then(|o| o.parent())
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let part = dir.join(format!(".herald-bundle-{}.part", std::process::id()));
-    let mut file =
-        std::fs::File::create(&part).map_err(|e| fail(&part.display().to_string(), e))?;
-    let answer = control::download(data, PATH, &mut file);
-    let headers = match answer {
-        Ok(Ok(h)) => h,
-        Ok(Err(reply)) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(Outcome::Failed(error_text(&reply)));
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(e.into());
-        }
-    };
-    file.sync_all()
-        .map_err(|e| fail(&part.display().to_string(), e))?;
-    let got = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let header = |name: &str| {
-        headers
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&part)
+        .map_err(|e| fail(&part, e))?;
+    let result = (|| {
+        let got = match control::download(data, PATH, &mut file)? {
+            Ok(got) => got,
+            Err(reply) => return Err(Outcome::Failed(error_text(&reply))),
+        };
+        whole(&got)?;
+        file.sync_all().map_err(|e| fail(&part, e))?;
+        let named = got
+            .0
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if let Some(want) = header("content-length").and_then(|v| v.parse::<u64>().ok())
-        && want != got
-    {
+            .find(|(k, _)| k == "content-disposition")
+            .and_then(|(_, v)| v.split("filename=\"").nth(1))
+            .and_then(|v| v.split('"').next())
+            .filter(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.'))
+            .unwrap_or("herald-support-bundle.tar.gz")
+            .to_string();
+        let target = output.map_or_else(|| dir.join(&named), std::path::Path::to_path_buf);
+        std::fs::rename(&part, &target).map_err(|e| fail(&target, e))?;
+        println!("{} ({} bytes)", target.display(), got.1);
+        Ok(())
+    })();
+    if result.is_err() {
         let _ = std::fs::remove_file(&part);
-        return Err(Outcome::Failed(format!(
-            "the support bundle was cut short ({got} of {want} bytes): try again"
-        )));
     }
-    let named = header("content-disposition")
-        .and_then(|v| v.split("filename=\"").nth(1))
-        .and_then(|v| v.split('"').next())
-        .filter(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.'))
-        .unwrap_or("herald-support-bundle.tar.gz")
-        .to_string();
-    let target = output.map_or_else(|| dir.join(&named), std::path::Path::to_path_buf);
-    std::fs::rename(&part, &target).map_err(|e| fail(&target.display().to_string(), e))?;
-    println!("{} ({got} bytes)", target.display());
-    Ok(())
+    result
 }
 
 fn diagnostics(data: &std::path::Path) -> Result<(), Outcome> {

@@ -83,21 +83,29 @@ pub fn request(
     parse_response(&raw)
 }
 
-/// Sends a `GET` for a download and streams a `200`'s body into `out` as it arrives; returns the
-/// status and the response's headers. Any other answer is read whole and returned as `Err` in
-/// a [`Reply`] (its body is the error).
+/// How long a download may take to start: the service writes the whole bundle (the checks of
+/// its report included) before the first byte.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The headers of a downloaded answer (names lowercased) and how many body bytes arrived.
+pub type Downloaded = (Vec<(String, String)>, u64);
+
+/// Sends a `GET` for a download and streams a `200`'s body into `out` as it arrives. Any other
+/// answer is read whole and returned as `Err` in a [`Reply`] (its body is the error).
 pub fn download(
     data_dir: &Path,
     path: &str,
     out: &mut dyn Write,
-) -> Result<Result<Vec<(String, String)>, Reply>, ControlError> {
+) -> Result<Result<Downloaded, Reply>, ControlError> {
     let sock = data_dir.join(paths::CONTROL_SOCK);
     let mut stream = UnixStream::connect(&sock).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
         _ => ControlError::NotRunning(sock.clone(), e),
     })?;
     let io = |e: std::io::Error| ControlError::Io(e.to_string());
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream
+        .set_read_timeout(Some(DOWNLOAD_TIMEOUT))
+        .map_err(io)?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).map_err(io)?;
     // The head, a byte at a time up to its blank line (bounded).
@@ -124,8 +132,8 @@ pub fn download(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    std::io::copy(&mut stream, out).map_err(io)?;
-    Ok(Ok(headers))
+    let copied = std::io::copy(&mut stream, out).map_err(io)?;
+    Ok(Ok((headers, copied)))
 }
 
 fn parse_response(raw: &[u8]) -> Result<Reply, ControlError> {

@@ -159,6 +159,11 @@ pub fn read_answer(id: u16, bytes: &[u8]) -> Result<Option<(String, Vec<Record>)
     if p.id() != id {
         return Err("an answer to another query".into());
     }
+    // A query echoed back (anything listening on the port that is not a DNS server) is not an
+    // answer.
+    if !p.has_flags(PacketFlag::RESPONSE) {
+        return Err("a query, not an answer (is a DNS server listening there?)".into());
+    }
     if p.has_flags(PacketFlag::TRUNCATION) {
         return Ok(None);
     }
@@ -218,16 +223,18 @@ async fn over_udp(
     sock.connect(server).await.map_err(|e| e.to_string())?;
     sock.send(q).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; UDP_MAX];
-    loop {
-        let n = timed(sock.recv(&mut buf))
-            .await
-            .map_err(|e| e.to_string())?;
-        // An answer to another query (a late one) is skipped; the wait goes on.
-        match read_answer(id, &buf[..n]) {
-            Err(e) if e.starts_with("an answer to another") => continue,
-            other => return other,
+    // One deadline for the whole try: answers to other queries (late ones, or a flood of them)
+    // are skipped without extending it.
+    let wait = async {
+        loop {
+            let n = sock.recv(&mut buf).await?;
+            match read_answer(id, &buf[..n]) {
+                Err(e) if e.starts_with("an answer to another") => continue,
+                other => return Ok(other),
+            }
         }
-    }
+    };
+    timed(wait).await.map_err(|e| e.to_string())?
 }
 
 async fn over_tcp(server: SocketAddr, id: u16, q: &[u8]) -> Result<(String, Vec<Record>), String> {
@@ -343,6 +350,12 @@ mod tests {
             read_answer(0x4321, &a)
                 .unwrap_err()
                 .contains("another query")
+        );
+        assert!(
+            read_answer(0x1234, &q)
+                .unwrap_err()
+                .contains("not an answer"),
+            "an echoed query"
         );
         a[2] |= 0x02; // TC
         assert_eq!(read_answer(0x1234, &a).unwrap(), None);

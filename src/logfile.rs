@@ -167,11 +167,11 @@ impl LogFile {
     /// `x.log.<keep-1>` → `x.log.<keep>`, …, `x.log` → `x.log.1`, and a new `x.log`.
     fn rotate(&self) -> std::io::Result<File> {
         let keep = self.rotation.now().keep;
-        // Files past the count kept (the count was lowered) go first.
-        let mut n = keep + 1;
-        while rotated(&self.path, n).exists() {
-            std::fs::remove_file(rotated(&self.path, n))?;
-            n += 1;
+        // Files past the count kept (the count was lowered) go first, gaps or not.
+        for (n, p) in rotated_files(&self.path) {
+            if n > keep {
+                std::fs::remove_file(p)?;
+            }
         }
         if keep == 0 {
             std::fs::remove_file(&self.path)?;
@@ -194,6 +194,29 @@ impl LogFile {
         o.file = Some(self.rotate().unwrap());
         o.size = 0;
     }
+}
+
+/// The rotated files of `path` that exist (`x.log.1`, `x.log.2` …), by number.
+pub fn rotated_files(path: &Path) -> Vec<(u32, PathBuf)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().into_string().ok()?;
+            let n = file
+                .strip_prefix(name)?
+                .strip_prefix('.')?
+                .parse::<u32>()
+                .ok()?;
+            (n > 0).then(|| (n, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// The `n`-th rotated file of `path`: `mail.log.1`, …
@@ -261,7 +284,8 @@ mod tests {
         let d = dir("keep-lowered");
         std::fs::create_dir_all(&d).unwrap();
         let path = d.join("x.log");
-        for n in 1..=5 {
+        // A gap (x.log.4 missing) does not stop the files past it from going.
+        for n in [1, 2, 3, 5, 6] {
             std::fs::write(rotated(&path, n), format!("old {n}\n")).unwrap();
         }
         let log = LogFile::open(&path, Rotating::Fixed(Rotation { at: 5, keep: 2 }));
@@ -269,7 +293,7 @@ mod tests {
         let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
         assert_eq!(read(rotated(&path, 1)), "new 1\n");
         assert_eq!(read(rotated(&path, 2)), "old 1\n");
-        for n in 3..=6 {
+        for n in 3..=7 {
             assert!(!rotated(&path, n).exists(), "x.log.{n} is past logs.keep");
         }
         std::fs::remove_dir_all(&d).unwrap();

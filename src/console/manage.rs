@@ -78,6 +78,19 @@ pub fn route(app: &App, req: &Request) -> Response {
 
 /// The support bundle, written to an unlinked file in `<data>/tmp` and streamed from there.
 pub(super) fn support_bundle(app: &App) -> Response {
+    // Written on the data disk: never where it would take the space mail needs.
+    let need = crate::bundle::logs_bytes(app) + crate::disk::LOW_WATER;
+    let free = crate::disk::Disk::free_bytes(&app.data_dir).unwrap_or(u64::MAX);
+    if app.disk.is_low() || free < need {
+        return Response::error(
+            507,
+            &format!(
+                "the support bundle needs up to {} MiB on the data disk and {} MiB are free: free some space (or lower logs.keep) and try again",
+                need / (1 << 20),
+                free / (1 << 20)
+            ),
+        );
+    }
     match write_bundle(app) {
         Ok(download) => {
             let host = app

@@ -302,15 +302,22 @@ async fn serve(
             })
             .await?;
         if let Some(d) = resp.download.as_ref().filter(|_| !head_only) {
-            // A large body (the support bundle) from its file, a piece at a time; the client
-            // must keep taking it.
+            // A large body (the support bundle) from its file, a piece at a time: a slow client
+            // may take as long as it needs, as long as each piece is taken in time.
             let mut body = smol::Unblock::new(d.reader());
-            smol::io::copy(&mut body, &mut w)
-                .or(async {
-                    smol::Timer::after(ANSWER_TIMEOUT * 10).await;
-                    Err(timed_out("the download was not taken in time"))
-                })
-                .await?;
+            let mut piece = vec![0u8; 64 * 1024];
+            loop {
+                let n = body.read(&mut piece).await?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&piece[..n])
+                    .or(async {
+                        smol::Timer::after(ANSWER_TIMEOUT).await;
+                        Err(timed_out("the download was not taken in time"))
+                    })
+                    .await?;
+            }
         }
         w.flush().await?;
         if !keep {
