@@ -53,6 +53,15 @@ impl Reply {
 /// How long the CLI waits for an answer.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Connects to `<data_dir>/control.sock`, saying why not when it cannot.
+fn connect(data_dir: &Path) -> Result<UnixStream, ControlError> {
+    let sock = data_dir.join(paths::CONTROL_SOCK);
+    UnixStream::connect(&sock).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
+        _ => ControlError::NotRunning(sock.clone(), e),
+    })
+}
+
 /// Sends one request to the service behind `<data_dir>/control.sock`.
 pub fn request(
     data_dir: &Path,
@@ -60,11 +69,7 @@ pub fn request(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Reply, ControlError> {
-    let sock = data_dir.join(paths::CONTROL_SOCK);
-    let mut stream = UnixStream::connect(&sock).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
-        _ => ControlError::NotRunning(sock.clone(), e),
-    })?;
+    let mut stream = connect(data_dir)?;
     let io = |e: std::io::Error| ControlError::Io(e.to_string());
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     let body = body.unwrap_or_default();
@@ -97,11 +102,7 @@ pub fn download(
     path: &str,
     out: &mut dyn Write,
 ) -> Result<Result<Downloaded, Reply>, ControlError> {
-    let sock = data_dir.join(paths::CONTROL_SOCK);
-    let mut stream = UnixStream::connect(&sock).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => ControlError::Denied(sock.clone()),
-        _ => ControlError::NotRunning(sock.clone(), e),
-    })?;
+    let mut stream = connect(data_dir)?;
     let io = |e: std::io::Error| ControlError::Io(e.to_string());
     stream
         .set_read_timeout(Some(DOWNLOAD_TIMEOUT))

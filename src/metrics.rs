@@ -148,11 +148,14 @@ pub fn snapshot(app: &crate::app::App) -> Snapshot {
     }
 }
 
+/// A family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-    );
+    family(out, name, help, "counter");
+    let _ = writeln!(out, "{name} {v}");
 }
 
 fn escape(v: &str) -> String {
@@ -197,9 +200,11 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "Messages accepted (250 after DATA, on disk).",
         m.smtpd_processed.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# HELP herald_smtpd_messages_rejected_total Commands refused, by reply code.\n# TYPE herald_smtpd_messages_rejected_total counter"
+    family(
+        &mut out,
+        "herald_smtpd_messages_rejected_total",
+        "Commands refused, by reply code.",
+        "counter",
     );
     for (code, n) in m.rejected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = writeln!(
@@ -213,16 +218,20 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "Messages to no-reply addresses, accepted and dropped.",
         s.replies_discarded,
     );
-    let _ = writeln!(
-        out,
-        "# HELP herald_queue_messages Notifications in the outbound queue, by status.\n# TYPE herald_queue_messages gauge"
+    family(
+        &mut out,
+        "herald_queue_messages",
+        "Notifications in the outbound queue, by status.",
+        "gauge",
     );
     for (status, n, _) in &s.queue {
         let _ = writeln!(out, "herald_queue_messages{{status=\"{status}\"}} {n}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP herald_queue_oldest_message_age_seconds Age of the oldest notification of each status.\n# TYPE herald_queue_oldest_message_age_seconds gauge"
+    family(
+        &mut out,
+        "herald_queue_oldest_message_age_seconds",
+        "Age of the oldest notification of each status.",
+        "gauge",
     );
     for (status, _, age) in &s.queue {
         let _ = writeln!(
@@ -247,9 +256,11 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "herald_smtp_delivery_delay_seconds",
         "Time from queueing a notification to the smarthost's 250.",
     );
-    let _ = writeln!(
-        out,
-        "# HELP herald_replies Reply records kept, by status and failure reason.\n# TYPE herald_replies gauge"
+    family(
+        &mut out,
+        "herald_replies",
+        "Reply records kept, by status and failure reason.",
+        "gauge",
     );
     for (status, n) in &s.replies {
         let (status, reason) = status.split_once(':').unwrap_or((status, ""));
@@ -265,9 +276,11 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "herald_webhook_request_duration_seconds",
         "Time from sending a reply to the webhook to its answer.",
     );
-    let _ = writeln!(
-        out,
-        "# HELP herald_config_runs Configuration runs kept, by outcome.\n# TYPE herald_config_runs gauge"
+    family(
+        &mut out,
+        "herald_config_runs",
+        "Configuration runs kept, by outcome.",
+        "gauge",
     );
     for (status, n) in &s.runs {
         let _ = writeln!(out, "herald_config_runs{{status=\"{status}\"}} {n}");
