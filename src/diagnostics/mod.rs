@@ -177,6 +177,15 @@ fn mail_flow(app: &App, settings: &Settings) -> Section {
 pub async fn dns_section(servers: &[std::net::SocketAddr], hostname: &str) -> Section {
     use crate::dns::{Kind, resolve};
     let mut s = Section::new("DNS");
+    // localhost (the developer's defaults) is never in the DNS (RFC 6761 §6.3).
+    let host = hostname.to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        s.push(Check::info(
+            "records",
+            &format!("not checked: {hostname} is not a name in the DNS; set hostname to the appliance's name"),
+        ));
+        return s;
+    }
     let reply = format!("reply.{hostname}");
     let noreply = format!("noreply.{hostname}");
     // A name nobody made: if it resolves, a wildcard is what answers for reply.<hostname>.

@@ -201,7 +201,8 @@ impl Report {
                     c.name,
                     c.found
                 ));
-                let pad = " ".repeat(8 + width);
+                // Under the finding: two, the state's five, one, the name, two.
+                let pad = " ".repeat(10 + width);
                 if let Some(e) = &c.expected {
                     out.push_str(&format!("{pad}expected: {e}\n"));
                 }
