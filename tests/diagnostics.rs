@@ -274,7 +274,15 @@ fn the_support_bundle_holds_the_logs_and_the_report_and_no_secret_in_any_form() 
         };
         assert!(text("enterprise-manage-logs/unicorn.log").contains("AUTH PLAIN [redacted]"));
         assert!(text("mail.log").contains("status=sent") || text("mail.log").contains("queued as"));
-        assert!(text("diagnostics.txt").starts_with("herald diagnostics, "));
+        let report = text("diagnostics.txt");
+        assert!(report.starts_with("herald diagnostics, "));
+        // The smarthost check names the certificate it was shown, and its expiry.
+        assert!(
+            report.contains("  OK    SMTP server")
+                && report.contains("; its certificate: CN=localhost"),
+            "{report}"
+        );
+        assert!(report.contains("expires in "), "{report}");
         let settings: serde_json::Value = serde_json::from_str(&text("settings.json")).unwrap();
         assert_eq!(
             settings["applied"]["settings"]["smtp"]["password"], "********",
@@ -595,5 +603,104 @@ fn dns_checks_against_a_real_dns_server_right_wrong_wildcard_missing_and_truncat
     assert!(text.contains("== DNS\n"), "{text}");
     assert!(text.contains(&dns.addr.to_string()), "{text}");
     assert!(text.contains("  OK    MX of reply.herald.test"), "{text}");
+    h.stop();
+}
+
+#[test]
+fn the_port_check_tells_herald_from_another_mta_a_closed_port_and_another_certificate() {
+    use crate::outbound::common::{PEER_SECONDS, Pki, running_as_root};
+    let dir = TempDir::new("port-check");
+    let pki = Pki::new(&dir);
+    let (cert, key) = pki.leaf("inbound", &["herald.test", "reply.herald.test"], false);
+    let cfg = dir.write(
+        "herald.toml",
+        &inbound_config(&format!(
+            "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )),
+    );
+    let mut h = Herald::start(Some(&cfg), &dir.join("data"));
+    let port = h.smtp_port();
+    // Another MTA (Postfix's smtp-sink) on another loopback address, same port number.
+    let mut sink = std::process::Command::new("timeout");
+    sink.arg(PEER_SECONDS).arg(tool("smtp-sink"));
+    if running_as_root() {
+        sink.args(["-u", "nobody"]);
+    }
+    sink.arg(format!("127.0.0.2:{port}")).arg("8");
+    let _sink = Peer::spawn("smtp-sink", sink, dir.join("sink.log"));
+    let dns = Dnsmasq::start(
+        &dir,
+        "dns",
+        "host-record=reply.herald.test,127.0.0.1\n\
+         host-record=reply.foreign.test,127.0.0.2\n\
+         host-record=reply.closed.test,127.0.0.3",
+    );
+    let servers = [dns.addr];
+    let leaf = rustls::pki_types::CertificateDer::from(
+        rustls::pki_types::pem::PemObject::from_pem_file(&cert)
+            .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+            .unwrap(),
+    );
+    let rows = |host: &str, leaf: &rustls::pki_types::CertificateDer| {
+        let s = smol::block_on(herald::diagnostics::port_section(
+            &servers, host, port, leaf,
+        ));
+        s.rows
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    format!("{} {}", c.state.label(), c.found),
+                    c.fix.clone().unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let name = format!("port {port} at 127.0.0.1");
+    let ok = rows("herald.test", &leaf);
+    let r = row(&ok, &name);
+    assert!(
+        r.1.starts_with("OK ") && r.1.contains("showed the configured certificate"),
+        "{r:?}"
+    );
+
+    // The foreign MTA: its banner is not herald's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.2", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "smtp-sink did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let foreign = rows("foreign.test", &leaf);
+    let r = row(&foreign, &format!("port {port} at 127.0.0.2"));
+    assert!(
+        r.1.starts_with("FAIL ") && r.1.contains("not herald's banner"),
+        "{r:?}"
+    );
+    assert!(r.2.contains("another mail server answers there"), "{r:?}");
+
+    // Nothing listens: refused.
+    let closed = rows("closed.test", &leaf);
+    let r = row(&closed, &format!("port {port} at 127.0.0.3"));
+    assert!(r.1.starts_with("FAIL connection refused"), "{r:?}");
+    assert!(r.2.contains("inbound.listen"), "{r:?}");
+
+    // This herald, but the certificate expected is another's: another herald or a proxy.
+    let other = std::fs::read(&pki.ca_file).unwrap();
+    let other = rustls::pki_types::CertificateDer::from(
+        rustls::pki_types::pem::PemObject::from_pem_slice(&other)
+            .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+            .unwrap(),
+    );
+    let r = rows("herald.test", &other);
+    let r = row(&r, &name);
+    assert!(
+        r.1.starts_with("FAIL ") && r.1.contains("another certificate"),
+        "{r:?}"
+    );
     h.stop();
 }

@@ -76,6 +76,17 @@ pub fn gather(app: &App) -> Report {
             &servers,
             &applied.settings.hostname,
         )));
+        if applied.settings.smtp.enabled && !is_localhost(&applied.settings.hostname) {
+            let leaf = crate::supervisor::checks::expected_leaf(&app.db, &applied.settings);
+            if let Ok(leaf) = leaf {
+                report.push(smol::block_on(port_section(
+                    &servers,
+                    &applied.settings.hostname,
+                    SMTP_PORT,
+                    &leaf,
+                )));
+            }
+        }
         report.push(certificate(app, &applied.settings, now));
     } else {
         let mut s = Section::new("Settings");
@@ -170,6 +181,104 @@ fn mail_flow(app: &App, settings: &Settings) -> Section {
     s
 }
 
+/// The port senders deliver to (RFC 5321 §4.5.4.2 names none other).
+pub const SMTP_PORT: u16 = 25;
+
+/// Port 25 on every address `reply.<hostname>` resolves to, as a sending server reaches it: this
+/// herald must answer there (its banner, then its certificate over STARTTLS), so a firewall, a
+/// NAT that points elsewhere, or another MTA in front is told apart. `port` is 25 but for tests.
+pub async fn port_section(
+    servers: &[std::net::SocketAddr],
+    hostname: &str,
+    port: u16,
+    leaf: &rustls::pki_types::CertificateDer<'_>,
+) -> Section {
+    use crate::dns::{Kind, resolve};
+    use crate::supervisor::checks;
+    use smol::future::FutureExt;
+    let mut s = Section::new("Port 25 from the internet");
+    let reply = format!("reply.{hostname}");
+    let (a, aaaa) = smol::future::zip(
+        resolve(servers, &reply, Kind::A),
+        resolve(servers, &reply, Kind::Aaaa),
+    )
+    .await;
+    let mut addresses: Vec<std::net::IpAddr> = Vec::new();
+    for x in [&a, &aaaa].into_iter().flatten() {
+        addresses.extend(x.addresses());
+    }
+    if addresses.is_empty() {
+        s.push(Check::info(
+            "port 25",
+            &format!("not checked: {reply} has no address (see DNS above)"),
+        ));
+        return s;
+    }
+    let expected = format!("herald's banner for {hostname} and its certificate");
+    for ip in addresses {
+        let at = std::net::SocketAddr::new(ip, port);
+        let name = format!("port {port} at {ip}");
+        let reached = smol::net::TcpStream::connect(at)
+            .or(async {
+                smol::Timer::after(checks::CHECK_TIMEOUT).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out",
+                ))
+            })
+            .await;
+        let check = match reached {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Check::fail(
+                &name,
+                &format!("connection refused at {at}"),
+                &expected,
+                "nothing listens there: check that inbound.listen covers this address (0.0.0.0:25), and that a NAT forwards port 25 to this appliance",
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Check::fail(
+                &name,
+                &format!(
+                    "no answer from {at} within {} s",
+                    checks::CHECK_TIMEOUT.as_secs()
+                ),
+                &expected,
+                "a firewall drops the connection: open TCP port 25 to every sending server (senders' addresses cannot be listed)",
+            ),
+            Err(e) => Check::fail(
+                &name,
+                &format!("cannot connect to {at}: {e}"),
+                &expected,
+                "check the route and the firewall to this address",
+            ),
+            Ok(tcp) => {
+                drop(tcp);
+                match checks::inbound(at, hostname, leaf).await {
+                    Ok(line) => Check::ok(&name, &line),
+                    Err(e) if e.contains(checks::NOT_HERALD) => Check::fail(
+                        &name,
+                        &e,
+                        &expected,
+                        "another mail server answers there: point the MX and A records of reply.<hostname> at this appliance, or forward port 25 to it",
+                    ),
+                    Err(e) if e.contains(checks::OTHER_CERTIFICATE) => Check::fail(
+                        &name,
+                        &e,
+                        &expected,
+                        "another herald or a proxy answers there: point reply.<hostname> at this appliance",
+                    ),
+                    Err(e) => Check::fail(
+                        &name,
+                        &e,
+                        &expected,
+                        "look at herald's log and at mail.log for this connection",
+                    ),
+                }
+            }
+        };
+        s.push(check);
+    }
+    s
+}
+
 /// The DNS records the admin guide asks for, as the configured servers answer them: the A record
 /// of the host name, the A (or AAAA) record of `reply.<hostname>` (a wildcard `*.<hostname>`
 /// counts), and the MX records of `reply.<hostname>` and `noreply.<hostname>` pointing at the host
@@ -177,9 +286,7 @@ fn mail_flow(app: &App, settings: &Settings) -> Section {
 pub async fn dns_section(servers: &[std::net::SocketAddr], hostname: &str) -> Section {
     use crate::dns::{Kind, resolve};
     let mut s = Section::new("DNS");
-    // localhost (the developer's defaults) is never in the DNS (RFC 6761 §6.3).
-    let host = hostname.to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
+    if is_localhost(hostname) {
         s.push(Check::info(
             "records",
             &format!("not checked: {hostname} is not a name in the DNS; set hostname to the appliance's name"),
@@ -343,6 +450,12 @@ pub async fn dns_section(servers: &[std::net::SocketAddr], hostname: &str) -> Se
         }
     }
     s
+}
+
+/// localhost (the developer's defaults) is never in the DNS (RFC 6761 §6.3).
+fn is_localhost(hostname: &str) -> bool {
+    let host = hostname.to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// The response code of an answer, for a finding.

@@ -81,6 +81,11 @@ async fn command<S: AsyncReadExt + AsyncWriteExt + Unpin>(
     Ok(r)
 }
 
+/// What [`inbound`]'s errors say when something answers that is not this herald: another MTA's
+/// banner, or another certificate (another herald, or a proxy in front).
+pub const NOT_HERALD: &str = "not herald's banner";
+pub const OTHER_CERTIFICATE: &str = "showed another certificate than the one configured";
+
 /// The port-25 listener at `addr`: herald's banner for `hostname`, then STARTTLS with the
 /// certificate `leaf`.
 pub async fn inbound(
@@ -98,7 +103,7 @@ pub async fn inbound(
         let first = banner.lines.first().cloned().unwrap_or_default();
         if banner.code != 220 || !first.starts_with(&format!("{hostname} ESMTP herald")) {
             return Err(format!(
-                "{at} greeted with {:?}, not herald's banner for {hostname}",
+                "{at} greeted with {:?}, {NOT_HERALD} for {hostname}",
                 banner.one_line()
             ));
         }
@@ -123,9 +128,7 @@ pub async fn inbound(
         command(&mut tls, &mut parser, "EHLO herald-check.invalid", 250).await?;
         let _ = command(&mut tls, &mut parser, "QUIT", 221).await;
         if shown.as_ref() != Some(leaf) {
-            return Err(
-                "the STARTTLS handshake showed another certificate than the one configured".into(),
-            );
+            return Err(format!("the STARTTLS handshake {OTHER_CERTIFICATE}"));
         }
         Ok(format!(
             "{at} answered {:?}; STARTTLS ({version}) showed the configured certificate",
@@ -165,10 +168,13 @@ pub async fn console(
 }
 
 /// The smarthost of `s`: connected, greeted, TLS and authentication as configured; nothing is
-/// sent and the session ends with QUIT.
+/// sent and the session ends with QUIT. Over TLS, what its certificate says (names, issuer,
+/// days to expiry) is part of the answer.
 pub async fn smarthost(s: &Settings) -> Result<String, String> {
     use crate::smtp::client::Timeouts;
-    let target = Target::from_settings(s, Timeouts::RFC5321.capped(CHECK_TIMEOUT), false)
+    // With a transcript kept (never shown: only its certificate line is read), to see the
+    // certificate the server shows.
+    let target = Target::from_settings(s, Timeouts::RFC5321.capped(CHECK_TIMEOUT), true)
         .map_err(|f| f.detail)?;
     timed("the SMTP server", async {
         let session = Session::open(&target).await.map_err(|e| {
@@ -180,7 +186,12 @@ pub async fn smarthost(s: &Settings) -> Result<String, String> {
         })?;
         let relay = session.relay.clone();
         let tls = session.tls_active();
-        session.quit().await;
+        let said = session.quit().await;
+        let certificate = said
+            .iter()
+            .find_map(|l| l.strip_prefix("Certificate: "))
+            .map(|c| format!("; its certificate: {c}"))
+            .unwrap_or_default();
         let how = match (tls, s.smtp.authentication) {
             (true, crate::settings::Auth::None) => "over TLS".to_string(),
             (false, crate::settings::Auth::None) => "without TLS".to_string(),
@@ -190,7 +201,7 @@ pub async fn smarthost(s: &Settings) -> Result<String, String> {
                 s.smtp.username
             ),
         };
-        Ok(format!("{relay} answered {how}"))
+        Ok(format!("{relay} answered {how}{certificate}"))
     })
     .await
 }
