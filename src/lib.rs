@@ -24,6 +24,7 @@
 //! - [`crypto`]: random secrets, password hashing, digests, hex and base64.
 //! - [`bounded`]: the sizes of what herald copies from peers into records and logs.
 //! - [`clock`]: RFC 3339 and syslog time stamps.
+//! - [`audit`]: who saved which settings, and when.
 //! - [`app`]: the shared state handed to handlers.
 //! - [`logging`]: `env_logger` set-up.
 //! - [`retention`]: finished records removed after `retention.days`.
@@ -40,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod boot;
 pub mod bounded;
 pub mod bundle;

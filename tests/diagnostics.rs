@@ -69,6 +69,17 @@ fn diagnostics_report_the_service_and_what_changed_and_keep_secrets_out() {
     let (code, _) = curl(&h, &cacert, &[], "/setup/diagnostics");
     assert_eq!(code, 303, "a browser without a session goes to the sign-in");
 
+    // The audit page names who saved what: here the CLI, over the control socket.
+    let jar = dir.join("jar");
+    session_id(&h, &cacert, &jar);
+    let (code, page) = curl(&h, &cacert, &["-b", jar.to_str().unwrap()], "/setup/audit");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("control socket (CLI)"), "{page}");
+    assert!(
+        page.contains("saved settings version 2: smtp.domain"),
+        "{page}"
+    );
+
     let secrets = [
         password.clone(),
         h.secret("api.token"),

@@ -507,6 +507,13 @@ fn put_settings(app: &App, req: &Request) -> Response {
     match app.settings.update(&changes) {
         Ok(doc) => {
             let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+            let who = match (req.origin, req.peer) {
+                (super::Origin::Control, _) => "control socket (CLI)".to_string(),
+                (_, Some(peer)) => format!("manage API from {}", peer.ip()),
+                (_, None) => "manage API".to_string(),
+            };
+            let changed = current.changed_keys(&doc.settings);
+            crate::audit::record(&app.db, &who, &crate::audit::saved(doc.version, &changed));
             log::info!(
                 "settings saved as pending version {} ({})",
                 doc.version,

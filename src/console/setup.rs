@@ -280,6 +280,46 @@ fn route_inner(app: &App, req: &Request) -> Response {
                 Err(e) => Response::error(500, &e),
             }
         }
+        "/setup/audit" => {
+            let mut rows: Vec<pages::operate::AuditRow> = crate::audit::list(&app.db, 500)
+                .into_iter()
+                .map(|e| pages::operate::AuditRow {
+                    at: e.at,
+                    who: e.who,
+                    what: e.what,
+                })
+                .collect();
+            for r in app.runs.list(200).unwrap_or_default() {
+                let who = match &r.client {
+                    Some(c) => format!("{} from {c}", r.trigger),
+                    None => r.trigger.clone(),
+                };
+                let changed = if r.changed.is_empty() {
+                    "nothing changed".to_string()
+                } else {
+                    r.changed.join(", ")
+                };
+                rows.push(pages::operate::AuditRow {
+                    at: r.started_at.clone(),
+                    who,
+                    what: format!(
+                        "configuration run #{}: {} ({changed})",
+                        r.id,
+                        r.status.name()
+                    ),
+                });
+            }
+            // Newest first; a run started in the same millisecond as the save it follows goes
+            // above it.
+            rows.sort_by(|a, b| {
+                b.at.cmp(&a.at).then_with(|| {
+                    let run =
+                        |r: &pages::operate::AuditRow| r.what.starts_with("configuration run");
+                    run(b).cmp(&run(a))
+                })
+            });
+            html(200, pages::operate::audit(&ctx, &rows))
+        }
         "/setup/queue" => {
             let status = req.query_param("status").unwrap_or("");
             let wanted = crate::outbound::queue::Status::from_name(status);

@@ -146,6 +146,11 @@ pub fn post(
         _ => match app.settings.update(&changes) {
             Ok(stored) => {
                 app.sessions.keep_typed_password(session_id, None);
+                crate::audit::record(
+                    &app.db,
+                    &format!("console from {}", client(req).unwrap_or_default()),
+                    &crate::audit::saved(stored.version, &latest.changed_keys(&stored.settings)),
+                );
                 log::info!(
                     "console: settings saved as version {} from {}",
                     stored.version,

@@ -291,6 +291,15 @@ fn walk(w: &Words) {
         "to": "user@example.org", "user_id": 7, "subject": "Re: [acme/app] Crash on start (#42)",
         "text": "Alice commented.", "thread": {"kind": "issue", "id": 42}, "reason": "mention"
     }));
+    b.go(&format!("{base}/setup/audit"));
+    let text = b.page_text();
+    assert!(text.contains("saved settings version"), "{text}");
+    assert!(text.contains("configuration run #1"), "{text}");
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/audit"))),
+        &format!("audit-{}", w.lang),
+    );
     b.go(&format!("{base}/setup/queue"));
     let text = b.page_text();
     assert!(text.contains("user@example.org"), "{text}");

@@ -39,6 +39,7 @@ pub enum Section {
     Replies,
     Queue,
     Lab,
+    Audit,
     None,
 }
 
@@ -113,6 +114,7 @@ pub fn page(
                                 li { a href="/setup/replies" aria-current=[(section == Section::Replies).then_some("page")] { (ctx.t("nav.replies")) } }
                                 li { a href="/setup/queue" aria-current=[(section == Section::Queue).then_some("page")] { (ctx.t("nav.queue")) } }
                                 li { a href="/setup/reply-lab" aria-current=[(section == Section::Lab).then_some("page")] { (ctx.t("nav.lab")) } }
+                                li { a href="/setup/audit" aria-current=[(section == Section::Audit).then_some("page")] { (ctx.t("nav.audit")) } }
                             }
                             (sidebar_extra)
                         }

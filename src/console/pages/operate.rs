@@ -61,7 +61,7 @@ pub fn replies(ctx: &Ctx, status: &str, list: &[ReplyRecord], failed: &[String])
                             tr {
                                 th scope="row" { a href=(format!("/setup/replies/{}", r.id)) { code { (r.id) } } }
                                 td data-label=(ctx.t("col.status")) { span.badge.(status_class(&r.status)) { (r.status) } }
-                                td data-label=(ctx.t("op.col.received")) { (r.received_at) }
+                                td data-label=(ctx.t("op.col.received")) { (stamp(&r.received_at)) }
                                 td data-label=(ctx.t("op.col.from")) { (r.from) }
                                 td data-label=(ctx.t("op.col.why")) lang="en" { (r.last_error.as_deref().unwrap_or("")) }
                             }
@@ -128,9 +128,13 @@ pub fn reply(ctx: &Ctx, r: &ReplyRecord, raw: Option<&[u8]>, text: Option<&str>)
 /// When `ms` (unix ms) is, as `YYYY-MM-DD HH:MM:SS UTC`.
 fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    let s = crate::clock::rfc3339(t);
+    stamp(&crate::clock::rfc3339(t))
+}
+
+/// An RFC 3339 stamp as `YYYY-MM-DD HH:MM:SS UTC`.
+fn stamp(s: &str) -> String {
     s.get(..19)
-        .map_or(s.clone(), |d| format!("{} UTC", d.replace('T', " ")))
+        .map_or(s.to_string(), |d| format!("{} UTC", d.replace('T', " ")))
 }
 
 pub fn queue(ctx: &Ctx, status: &str, list: &[Record]) -> Markup {
@@ -170,4 +174,41 @@ pub fn queue(ctx: &Ctx, status: &str, list: &[Record]) -> Markup {
         }
     };
     page(ctx, ctx.t("op.queue"), Section::Queue, html! {}, None, body)
+}
+
+/// One line of the audit page: when, who, what.
+pub struct AuditRow {
+    pub at: String,
+    pub who: String,
+    pub what: String,
+}
+
+pub fn audit(ctx: &Ctx, rows: &[AuditRow]) -> Markup {
+    let body = html! {
+        h1 id="audit-title" { (ctx.t("op.audit")) }
+        p.lead { (ctx.t("op.audit.lead")) }
+        @if rows.is_empty() {
+            p { (ctx.t("op.none")) }
+        } @else {
+            div.table-wrap tabindex="0" role="region" aria-labelledby="audit-title" {
+                table.stack {
+                    thead { tr {
+                        th scope="col" { (ctx.t("op.col.when")) }
+                        th scope="col" { (ctx.t("op.col.who")) }
+                        th scope="col" { (ctx.t("op.col.what")) }
+                    } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                th scope="row" { (stamp(&r.at)) }
+                                td data-label=(ctx.t("op.col.who")) lang="en" { (r.who) }
+                                td data-label=(ctx.t("op.col.what")) lang="en" { (r.what) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(ctx, ctx.t("op.audit"), Section::Audit, html! {}, None, body)
 }

@@ -200,6 +200,15 @@ pub const EN: &[(&str, &str)] = &[
     ("no", "no"),
     ("empty", "(empty)"),
     // operator pages
+    ("nav.audit", "Audit"),
+    ("op.audit", "Audit"),
+    (
+        "op.audit.lead",
+        "Who saved which settings, and who asked for each configuration run, newest first, through any way in: the console, the manage API, the command line. Secrets are named when they change, never shown.",
+    ),
+    ("op.col.when", "When"),
+    ("op.col.who", "Who"),
+    ("op.col.what", "What"),
     ("nav.troubleshooting", "Troubleshooting"),
     ("nav.replies", "Replies"),
     ("nav.queue", "Queue"),

@@ -233,6 +233,15 @@ pub const JA: &[(&str, &str)] = &[
     ("no", "いいえ"),
     ("empty", "(空)"),
     // operator pages
+    ("nav.audit", "監査"),
+    ("op.audit", "監査"),
+    (
+        "op.audit.lead",
+        "誰がどの設定を保存し、誰が各設定の実行を依頼したか (新しい順) です。コンソール、管理 API、コマンド ラインのいずれからでも記録されます。シークレットは変更されたことだけが示され、値は表示されません。",
+    ),
+    ("op.col.when", "日時"),
+    ("op.col.who", "実行者"),
+    ("op.col.what", "内容"),
     ("nav.troubleshooting", "トラブルシューティング"),
     ("nav.replies", "返信"),
     ("nav.queue", "キュー"),
