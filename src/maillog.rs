@@ -55,9 +55,72 @@ impl MailLog {
     }
 }
 
+/// A refusal mail.log records (`NOQUEUE: reject: …`): when (the syslog stamp) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub when: String,
+    pub what: String,
+}
+
+/// How much of the end of mail.log is read for its refusals.
+pub const REFUSALS_READ: u64 = 256 * 1024;
+
+/// The refusals in `text` (mail.log lines), newest first, at most `limit`.
+pub fn refusals(text: &str, limit: usize) -> Vec<Refusal> {
+    text.lines()
+        .rev()
+        .filter_map(|l| {
+            let (_, what) = l.split_once(": NOQUEUE: reject: ")?;
+            Some(Refusal {
+                when: l.get(..15)?.to_string(),
+                what: what.to_string(),
+            })
+        })
+        .take(limit)
+        .collect()
+}
+
+/// The refusals at the end of the mail.log at `path` (its last [`REFUSALS_READ`] bytes).
+pub fn recent_refusals(path: &Path, limit: usize) -> Vec<Refusal> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(REFUSALS_READ);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    if f.take(REFUSALS_READ).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    // A read that starts mid-file starts mid-line: that first piece is not a line.
+    let text = if start > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    refusals(text, limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_read_newest_first() {
+        let log = "Dec  3 10:00:01 mx herald/smtpd[7]: connect from x[192.0.2.1]\n\
+                   Dec  3 10:00:02 mx herald/smtpd[7]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 550 5.7.1 <a@b.c>: Relay access denied; from=<s@x> to=<a@b.c> proto=ESMTP helo=<x>\n\
+                   Dec  3 10:00:03 mx herald/smtpd[7]: NOQUEUE: reject: DATA from x[192.0.2.1]: 452 4.3.1 Insufficient system storage\n";
+        let r = refusals(log, 10);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].when, "Dec  3 10:00:03");
+        assert!(r[0].what.starts_with("DATA from x[192.0.2.1]: 452"));
+        assert!(r[1].what.contains("Relay access denied"));
+        assert_eq!(refusals(log, 1).len(), 1);
+    }
 
     #[test]
     fn lines_are_postfix_shaped_and_the_file_rotates() {

@@ -419,6 +419,20 @@ fn metrics_are_valid_prometheus_text_and_count_what_happened() {
     checked_metrics(&text);
     let (code, _) = curl(&h, &cacert, &[], "/metrics");
     assert_eq!(code, 401);
+
+    // The Replies page shows the refused RCPT too, from mail.log.
+    let jar = dir.join("jar");
+    session_id(&h, &cacert, &jar);
+    let (code, page) = curl(
+        &h,
+        &cacert,
+        &["-b", jar.to_str().unwrap()],
+        "/setup/replies",
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Refused at RCPT"), "{page}");
+    assert!(page.contains("someone@elsewhere.example"), "{page}");
+    assert!(page.contains("550 5.7.1"), "{page}");
     h.stop();
 }
 

@@ -276,7 +276,16 @@ fn route_inner(app: &App, req: &Request) -> Response {
                 .collect();
             let wanted = (!status.is_empty()).then_some(status);
             match app.spool.replies(wanted, 200) {
-                Ok(list) => html(200, pages::operate::replies(&ctx, status, &list, &failed)),
+                Ok(list) => {
+                    let refused = crate::maillog::recent_refusals(
+                        &app.path(crate::app::paths::MAIL_LOG),
+                        100,
+                    );
+                    html(
+                        200,
+                        pages::operate::replies(&ctx, status, &list, &failed, &refused),
+                    )
+                }
                 Err(e) => Response::error(500, &e),
             }
         }

@@ -37,7 +37,13 @@ fn filter(ctx: &Ctx, action: &str, current: &str, choices: &[&str]) -> Markup {
     }
 }
 
-pub fn replies(ctx: &Ctx, status: &str, list: &[ReplyRecord], failed: &[String]) -> Markup {
+pub fn replies(
+    ctx: &Ctx,
+    status: &str,
+    list: &[ReplyRecord],
+    failed: &[String],
+    refused: &[crate::maillog::Refusal],
+) -> Markup {
     let mut choices = vec!["pending", "processed", "discarded"];
     choices.extend(failed.iter().map(String::as_str));
     let body = html! {
@@ -64,6 +70,33 @@ pub fn replies(ctx: &Ctx, status: &str, list: &[ReplyRecord], failed: &[String])
                                 td data-label=(ctx.t("op.col.received")) { (stamp(&r.received_at)) }
                                 td data-label=(ctx.t("op.col.from")) { (r.from) }
                                 td data-label=(ctx.t("op.col.why")) lang="en" { (r.last_error.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        @if status.is_empty() {
+            h2 id="refused-title" { (ctx.t("op.refused")) }
+            p.help { (ctx.t("op.refused.help")) }
+            @if refused.is_empty() {
+                p { (ctx.t("op.none")) }
+            } @else {
+                div.table-wrap tabindex="0" role="region" aria-labelledby="refused-title" {
+                    table.stack {
+                        thead { tr {
+                            th scope="col" { (ctx.t("op.col.when")) }
+                            th scope="col" { (ctx.t("op.col.what")) }
+                        } }
+                        tbody {
+                            @for r in refused {
+                                tr {
+                                    th scope="row" { (r.when) }
+                                    td data-label=(ctx.t("op.col.what")) lang="en" { (r.what) }
+                                }
                             }
                         }
                     }

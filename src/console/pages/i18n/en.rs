@@ -200,6 +200,11 @@ pub const EN: &[(&str, &str)] = &[
     ("no", "no"),
     ("empty", "(empty)"),
     // operator pages
+    ("op.refused", "Refused at RCPT"),
+    (
+        "op.refused.help",
+        "From the end of mail.log: what herald refused before taking a message (an address that is not a reply address, a forged token, a full disk); the sending server bounced these to their senders.",
+    ),
     ("nav.audit", "Audit"),
     ("op.audit", "Audit"),
     (

@@ -233,6 +233,11 @@ pub const JA: &[(&str, &str)] = &[
     ("no", "いいえ"),
     ("empty", "(空)"),
     // operator pages
+    ("op.refused", "RCPT で拒否"),
+    (
+        "op.refused.help",
+        "mail.log の末尾から: herald がメッセージを受け取る前に拒否したもの (返信アドレスではないアドレス、偽造されたトークン、ディスクの空き不足) です。送信側のサーバーが送信者にバウンスしています。",
+    ),
     ("nav.audit", "監査"),
     ("op.audit", "監査"),
     (
