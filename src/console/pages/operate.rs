@@ -120,7 +120,7 @@ pub fn reply(ctx: &Ctx, r: &ReplyRecord, raw: Option<&[u8]>, text: Option<&str>)
         p { a href="/setup/replies" { (ctx.t("op.back")) } }
         dl.facts {
             dt { (ctx.t("col.status")) } dd { span.badge.(status_class(&r.status)) { (r.status) } }
-            dt { (ctx.t("op.col.received")) } dd { (r.received_at) }
+            dt { (ctx.t("op.col.received")) } dd { (stamp(&r.received_at)) }
             dt { (ctx.t("op.col.from")) } dd { (r.from) }
             dt { (ctx.t("op.col.to")) } dd { (r.to) }
             dt { "Message-ID" } dd { (r.message_id.as_deref().unwrap_or("—")) }
