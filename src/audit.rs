@@ -1,5 +1,5 @@
-//! The audit trail: who saved which settings, and when, through any way in (the console, the
-//! manage API, the CLI over the control socket). Configuration runs keep their own record of who
+//! The audit trail: who saved which settings, and who retried or dropped which notification,
+//! and when, through any way in (the console, the manage API, the CLI over the control socket). Configuration runs keep their own record of who
 //! asked for them (`supervisor::runs`); the console's Audit page shows both. Key names only,
 //! never values: a secret's change is told, not shown. Kept in sled, the newest [`KEEP`].
 

@@ -641,7 +641,8 @@ fn dns_checks_against_a_real_dns_server_right_wrong_wildcard_missing_and_truncat
 }
 
 #[test]
-fn the_port_check_tells_herald_from_another_mta_a_closed_port_and_another_certificate() {
+fn the_port_check_tells_herald_from_another_mta_a_closed_port_a_silent_firewall_and_another_certificate()
+ {
     use crate::outbound::common::{PEER_SECONDS, Pki, running_as_root};
     let dir = TempDir::new("port-check");
     let pki = Pki::new(&dir);
@@ -669,8 +670,23 @@ fn the_port_check_tells_herald_from_another_mta_a_closed_port_and_another_certif
         "dns",
         "host-record=reply.herald.test,127.0.0.1\n\
          host-record=reply.foreign.test,127.0.0.2\n\
-         host-record=reply.closed.test,127.0.0.3",
+         host-record=reply.closed.test,127.0.0.3\n\
+         host-record=reply.silent.test,127.0.0.4",
     );
+    // A silent firewall: a listener whose accept queue is full, so the kernel drops further
+    // SYNs without an answer, as a firewall that drops does.
+    let mut silent = std::process::Command::new("timeout");
+    silent.arg(PEER_SECONDS).args([
+        "python3",
+        "-c",
+        "import socket, sys, time\n\
+         s = socket.socket(); s.bind(('127.0.0.4', int(sys.argv[1]))); s.listen(0)\n\
+         held = []\n\
+         for _ in range(2):\n    c = socket.socket(); c.setblocking(False)\n    c.connect_ex(('127.0.0.4', int(sys.argv[1]))); held.append(c)\n\
+         time.sleep(0.5); print('ready', flush=True); time.sleep(600)",
+        &port.to_string(),
+    ]);
+    let silent = Peer::spawn("silent listener", silent, dir.join("silent.log"));
     let servers = [dns.addr];
     let leaf = rustls::pki_types::CertificateDer::from(
         rustls::pki_types::pem::PemObject::from_pem_file(&cert)
@@ -712,6 +728,20 @@ fn the_port_check_tells_herald_from_another_mta_a_closed_port_and_another_certif
     let r = row(&closed, &format!("port {port} at 127.0.0.3"));
     assert!(r.1.starts_with("FAIL connection refused"), "{r:?}");
     assert!(r.2.contains("inbound.listen"), "{r:?}");
+
+    // Dropped without an answer: told apart from refused, and what to open says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !silent.output().contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "{}", silent.output());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dropped = rows("silent.test", &leaf);
+    let r = row(&dropped, &format!("port {port} at 127.0.0.4"));
+    assert!(
+        r.1.starts_with("FAIL no answer from 127.0.0.4") && r.1.contains("within 10 s"),
+        "{r:?}"
+    );
+    assert!(r.2.contains("a firewall drops the connection"), "{r:?}");
 
     // This herald, but the certificate expected is another's: another herald or a proxy.
     let other = std::fs::read(&pki.ca_file).unwrap();

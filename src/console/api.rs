@@ -358,7 +358,7 @@ fn create(app: &App, req: &Request) -> Response {
     )
 }
 
-fn view(r: &Record) -> Json {
+pub(super) fn view(r: &Record) -> Json {
     json!({
         "id": r.id,
         "status": r.status.name(),
@@ -427,5 +427,61 @@ pub fn list(app: &App, req: &Request) -> Response {
             )
         }
         Err(e) => Response::error(500, &e),
+    }
+}
+
+/// `POST /manage/v1/queue/retry-all`, `POST /manage/v1/queue/{id}/retry` and
+/// `POST /manage/v1/queue/{id}/drop`: the console's queue actions for scripts.
+pub fn act(app: &App, req: &Request, rest: &str) -> Response {
+    let who = match (req.origin, req.peer) {
+        (super::Origin::Control, _) => "control socket (CLI)".to_string(),
+        (_, Some(peer)) => format!("manage API from {}", peer.ip()),
+        (_, None) => "manage API".to_string(),
+    };
+    if rest == "retry-all" {
+        if req.method != "POST" {
+            return super::method_not_allowed(req, "POST");
+        }
+        return match crate::outbound::actions::retry_all(app, &who) {
+            Ok(moved) => Response::json(
+                200,
+                &json!({ "retried": moved.iter().map(|r| r.id.as_str()).collect::<Vec<_>>() }),
+            ),
+            Err(e) => Response::error(500, &e.to_string()),
+        };
+    }
+    let Some((id, act)) = rest.rsplit_once('/') else {
+        return Response::error(
+            404,
+            &format!(
+                "no such endpoint: {} {} (a notification's actions are …/{{id}}/retry and …/{{id}}/drop)",
+                req.method, req.path
+            ),
+        );
+    };
+    let done = match act {
+        "retry" | "drop" if req.method != "POST" => return super::method_not_allowed(req, "POST"),
+        "retry" => crate::outbound::actions::retry(app, id, &who),
+        "drop" => crate::outbound::actions::drop(app, id, &who),
+        _ => {
+            return Response::error(
+                404,
+                &format!(
+                    "no such endpoint: {} {} (a notification's actions are retry and drop)",
+                    req.method, req.path
+                ),
+            );
+        }
+    };
+    match done {
+        Ok(rec) => Response::json(200, &view(&rec)),
+        Err(why) => {
+            let status = match why {
+                queue::Refused::NotFound => 404,
+                queue::Refused::Finished(_) | queue::Refused::Sending => 409,
+                queue::Refused::Store(_) => 500,
+            };
+            Response::error(status, &format!("notification {id} was not changed: {why}"))
+        }
     }
 }

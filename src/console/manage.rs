@@ -69,6 +69,9 @@ pub fn route(app: &App, req: &Request) -> Response {
             ),
             _ => method_not_allowed(req, "GET"),
         },
+        p if p.starts_with("/manage/v1/queue/") => {
+            super::api::act(app, req, &p["/manage/v1/queue/".len()..])
+        }
         _ => Response::error(
             404,
             &format!("no such endpoint: {} {}", req.method, req.path),

@@ -18,6 +18,7 @@ pub mod pages;
 pub mod serve;
 pub mod session;
 mod setup;
+mod setup_queue;
 mod setup_settings;
 pub mod wire;
 

@@ -224,6 +224,20 @@ fn paths(basic: &Json, bearer: &Json, run_id: &Json) -> Json {
             ],
             "responses": {"200": ok("the queue", "Queue"), "400": error("bad status or limit"), "401": error("no or wrong credentials")}},
     },
+    "/manage/v1/queue/retry-all": {
+        "post": {"summary": "Make every queued or deferred notification due now (Postfix's postqueue -f); recorded in the audit trail", "security": basic,
+            "responses": {"200": {"description": "the ids made due", "content": {"application/json": {"schema": {"type": "object", "required": ["retried"], "properties": {"retried": {"type": "array", "items": {"type": "string"}}}}}}}, "401": error("no or wrong credentials"), "500": error("the queue could not be written")}},
+    },
+    "/manage/v1/queue/{id}/retry": {
+        "post": {"summary": "Make a queued or deferred notification due now; recorded in the audit trail", "security": basic,
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "example": "0"}],
+            "responses": {"200": ok("its new state", "Notification"), "404": error("no such notification"), "409": error("sent or failed already, or an attempt is under way"), "401": error("no or wrong credentials")}},
+    },
+    "/manage/v1/queue/{id}/drop": {
+        "post": {"summary": "Give up a queued or deferred notification: it becomes failed and its message is removed; recorded in the audit trail", "security": basic,
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "example": "0"}],
+            "responses": {"200": ok("its new state", "Notification"), "404": error("no such notification"), "409": error("sent or failed already, or an attempt is under way"), "401": error("no or wrong credentials")}},
+    },
     "/manage/v1/reply-address": {
         "get": {"summary": "A valid reply address, to test the inbound path by hand", "security": basic,
             "parameters": [

@@ -65,7 +65,7 @@ pub(super) fn html(status: u16, markup: maud::Markup) -> Response {
     }
 }
 
-fn redirect(to: &str) -> Response {
+pub(super) fn redirect(to: &str) -> Response {
     Response::empty(303).with_header("Location", to)
 }
 
@@ -124,7 +124,7 @@ fn same_site(req: &Request) -> bool {
 }
 
 /// A `next`/`back` target: only a path of this console.
-fn local_path(p: &str) -> &str {
+pub(super) fn local_path(p: &str) -> &str {
     let ok = (p.starts_with("/setup/") || p == "/")
         && !p.starts_with("//")
         && !p.contains(['\\', '\r', '\n'])
@@ -254,8 +254,12 @@ fn route_inner(app: &App, req: &Request) -> Response {
                     pages::lab::render(&ctx, &pages::lab::Form { raw, to }, Some(&lab)),
                 )
             }
-            _ => html(404, pages::error(&ctx, ctx.t("error.notfound"))),
+            _ => super::setup_queue::post(app, req, &ctx, &form, path)
+                .unwrap_or_else(|| html(404, pages::error(&ctx, ctx.t("error.notfound")))),
         };
+    }
+    if let Some(answer) = super::setup_queue::get(app, req, &ctx, path) {
+        return answer;
     }
     match path {
         "/" | "/setup" | "/setup/" => redirect("/setup/settings"),
@@ -328,14 +332,6 @@ fn route_inner(app: &App, req: &Request) -> Response {
                 })
             });
             html(200, pages::operate::audit(&ctx, &rows))
-        }
-        "/setup/queue" => {
-            let status = req.query_param("status").unwrap_or("");
-            let wanted = crate::outbound::queue::Status::from_name(status);
-            match app.queue.list(wanted, 200) {
-                Ok(list) => html(200, pages::operate::queue(&ctx, status, &list)),
-                Err(e) => Response::error(500, &e),
-            }
         }
         "/setup/reply-lab" => html(
             200,

@@ -412,3 +412,194 @@ fn the_stylesheet_is_served_without_login() {
     );
     assert!(String::from_utf8_lossy(&r.body).contains("--accent"));
 }
+
+/// A notification queued straight into the store, due in an hour.
+fn queued(app: &App, to: &str) -> String {
+    let id = app.queue.new_id();
+    let rec = crate::outbound::queue::Record {
+        id: format!("{id:X}"),
+        status: crate::outbound::queue::Status::Deferred,
+        to: to.into(),
+        user_id: 7,
+        thread: crate::outbound::queue::Thread {
+            kind: "issue".into(),
+            id: 42,
+        },
+        reason: "mention".into(),
+        subject: "Re: <b>bold</b> (#42)".into(),
+        message_id: "m@example.test".into(),
+        reply_to: "r@reply.example.test".into(),
+        size: 1,
+        attempts: 1,
+        last_error: Some("connection refused".into()),
+        created_at: "2026-12-01T00:00:00Z".into(),
+        created_ms: crate::clock::now_ms(),
+        due_ms: crate::clock::now_ms() + 3_600_000,
+        sent_at: None,
+        relay: None,
+        smtp_reply: None,
+    };
+    app.queue
+        .enqueue(id, &rec, b"Subject: x\r\n\r\nx\r\n")
+        .unwrap();
+    rec.id
+}
+
+#[test]
+fn the_manage_api_retries_and_drops_and_says_why_it_would_not() {
+    let app = app();
+    let id = queued(&app, "a@example.org");
+    let r = control(&app, "POST", &format!("/manage/v1/queue/{id}/retry"), "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(json_of(&r)["status"], "deferred");
+    let r = control(&app, "GET", &format!("/manage/v1/queue/{id}/retry"), "");
+    assert_eq!(r.status, 405);
+    let r = control(&app, "POST", &format!("/manage/v1/queue/{id}/drop"), "");
+    assert_eq!(r.status, 200);
+    assert_eq!(json_of(&r)["status"], "failed");
+    assert_eq!(
+        json_of(&r)["last_error"],
+        "dropped by an operator: control socket (CLI)"
+    );
+    let r = control(&app, "POST", &format!("/manage/v1/queue/{id}/drop"), "");
+    assert_eq!(r.status, 409);
+    let e = json_of(&r)["message"].as_str().unwrap().to_string();
+    assert!(e.contains("failed already") && e.contains(&id), "{e}");
+    assert_eq!(
+        control(&app, "POST", "/manage/v1/queue/ZZ/retry", "").status,
+        404
+    );
+    assert_eq!(
+        control(&app, "POST", &format!("/manage/v1/queue/{id}/bounce"), "").status,
+        404
+    );
+    let other = queued(&app, "b@example.org");
+    let r = control(&app, "POST", "/manage/v1/queue/retry-all", "");
+    assert_eq!(json_of(&r)["retried"], json!([other]));
+    // Each action is in the audit trail, with who asked; and in mail.log as postsuper says it.
+    let audit: Vec<String> = crate::audit::list(&app.db, 10)
+        .into_iter()
+        .map(|e| format!("{}: {}", e.who, e.what))
+        .collect();
+    assert!(
+        audit.contains(&format!(
+            "control socket (CLI): dropped notification {id} to a@example.org"
+        )),
+        "{audit:?}"
+    );
+    assert!(
+        audit.contains(&format!(
+            "control socket (CLI): retried notification {other} to b@example.org"
+        )),
+        "{audit:?}"
+    );
+    let log = std::fs::read_to_string(app.data_dir.join("mail.log")).unwrap();
+    assert!(log.contains("postsuper["), "{log}");
+    assert!(log.contains(&format!("{id}: removed")), "{log}");
+    assert!(log.contains(&format!("{other}: requeued")), "{log}");
+}
+
+/// The console's Queue: an action is a form post with the session's token, answered with a
+/// redirect to a page whose notice says what was done; a drop asks first.
+#[test]
+fn the_queue_page_retries_and_drops_behind_a_confirmation() {
+    let app = app();
+    let id = queued(&app, "c@example.org");
+    let hash = app
+        .settings
+        .applied()
+        .unwrap()
+        .unwrap()
+        .settings
+        .console
+        .password_hash;
+    let (session, _) = app.sessions.create(&hash);
+    let csrf = app.sessions.get(&session, &hash).unwrap().csrf;
+    let page = |method: &str, path: &str, body: &str| {
+        let mut r = req(Origin::Console, method, path, body, None);
+        r.headers.push(("Host".into(), "127.0.0.1:8443".into()));
+        r.headers.push((
+            "Cookie".into(),
+            format!("{}={session}", super::session::COOKIE),
+        ));
+        r.headers
+            .push(("Sec-Fetch-Site".into(), "same-origin".into()));
+        r.peer = Some("192.0.2.9:5555".parse().unwrap());
+        handle(&app, &r)
+    };
+    let body = |r: &Response| String::from_utf8_lossy(&r.body).to_string();
+    let location = |r: &Response| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == "Location")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let list = page("GET", "/setup/queue", "");
+    assert_eq!(list.status, 200);
+    let html = body(&list);
+    assert!(html.contains(&format!("/setup/queue/{id}/retry")), "{html}");
+    assert!(html.contains(&format!("/setup/queue/{id}/drop")), "{html}");
+    assert!(html.contains("Re: &lt;b&gt;bold&lt;/b&gt;"), "escaped");
+    // Without the form's token: refused, nothing done.
+    let r = page(
+        "POST",
+        &format!("/setup/queue/{id}/retry"),
+        "back=/setup/queue",
+    );
+    assert_eq!(r.status, 403);
+    // Retry from the list: back to the list, which says so.
+    let r = page(
+        "POST",
+        &format!("/setup/queue/{id}/retry"),
+        &format!("_csrf={csrf}&back=%2Fsetup%2Fqueue%3Fstatus%3Ddeferred"),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        location(&r),
+        format!("/setup/queue?status=deferred&done=retried&id={id}")
+    );
+    let html = body(&page("GET", &location(&r), ""));
+    assert!(html.contains("Retried"), "{html}");
+    // Drop: the link asks first, and says what the application will see.
+    let confirm = body(&page("GET", &format!("/setup/queue/{id}/drop"), ""));
+    assert!(confirm.contains("cannot be undone"), "{confirm}");
+    assert!(confirm.contains("c@example.org"), "{confirm}");
+    let r = page(
+        "POST",
+        &format!("/setup/queue/{id}/drop"),
+        &format!("_csrf={csrf}"),
+    );
+    assert_eq!(location(&r), format!("/setup/queue/{id}?done=dropped"));
+    let html = body(&page("GET", &location(&r), ""));
+    assert!(html.contains("Dropped"), "{html}");
+    assert!(
+        html.contains("dropped by an operator: console from 192.0.2.9"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("/setup/queue/{id}/retry")),
+        "finished: no actions"
+    );
+    // Again: not done, and the page says why and what to do.
+    let r = page(
+        "POST",
+        &format!("/setup/queue/{id}/drop"),
+        &format!("_csrf={csrf}"),
+    );
+    assert_eq!(r.status, 409);
+    assert!(body(&r).contains("already sent or failed"), "{}", body(&r));
+    assert_eq!(page("GET", "/setup/queue/nope", "").status, 404);
+    // Retry all: how many, on the list.
+    queued(&app, "d@example.org");
+    let r = page("POST", "/setup/queue/retry-all", &format!("_csrf={csrf}"));
+    assert_eq!(location(&r), "/setup/queue?done=flushed&n=1");
+    assert!(body(&page("GET", &location(&r), "")).contains("1 waiting notifications are due now"));
+    let audit = crate::audit::list(&app.db, 10);
+    assert!(
+        audit.iter().any(
+            |e| e.who == "console from 192.0.2.9" && e.what.starts_with("dropped notification")
+        ),
+        "{audit:?}"
+    );
+}

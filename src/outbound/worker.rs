@@ -184,6 +184,11 @@ impl Worker {
             return None;
         }
         let print = fingerprint(&settings);
+        if self.app.queue.take_retry_asked()
+            && let Some((_, why)) = paused.take()
+        {
+            log::info!("outbound: an operator asked for a retry since \"{why}\": delivering again");
+        }
         if let Some((p, why)) = paused.as_ref() {
             if *p == print {
                 return None;
@@ -204,6 +209,7 @@ impl Worker {
                     self.outcome(*id, rec, Err(&f), None);
                 }
                 self.save(self.unsaved.take());
+                self.app.queue.release_all();
                 *paused = Some((print, f.detail.clone()));
                 return None;
             }
@@ -233,6 +239,8 @@ impl Worker {
         .await;
         drop(ex);
         self.save(self.unsaved.take());
+        // What a lane left in the channel when delivery paused part way is due again.
+        self.app.queue.release_all();
         let reason = stop_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(why) = reason {
             log::warn!("outbound: delivery paused until the settings change: {why}");

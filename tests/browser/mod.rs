@@ -101,7 +101,7 @@ fn look(b: &Browser, phone: Option<(&Browser, &str)>, name: &str) {
 fn walk(w: &Words) {
     let dir = TempDir::new(&format!("browser-{}", w.lang));
     let pki = Pki::new(&dir);
-    let sh = Smarthost::tls_with_auth(&dir, "sh", &pki, "starttls", "LOGIN,PLAIN");
+    let mut sh = Smarthost::tls_with_auth(&dir, "sh", &pki, "starttls", "LOGIN,PLAIN");
     let cfg = dir.write("herald.toml", &inbound_config(""));
     let mut h = Herald::start(Some(&cfg), &dir.join("data"));
     let smtp = h.smtp_port();
@@ -287,7 +287,7 @@ fn walk(w: &Words) {
     let text = b.page_text();
     assert!(text.contains("Looks right to me."), "{text}");
     look(&b, None, &format!("reply-{}", w.lang));
-    Api::new(&h).notify(&serde_json::json!({
+    let first = Api::new(&h).notify(&serde_json::json!({
         "to": "user@example.org", "user_id": 7, "subject": "Re: [acme/app] Crash on start (#42)",
         "text": "Alice commented.", "thread": {"kind": "issue", "id": 42}, "reason": "mention"
     }));
@@ -300,6 +300,8 @@ fn walk(w: &Words) {
         Some((&phone, &format!("{base}/setup/audit"))),
         &format!("audit-{}", w.lang),
     );
+    let api = Api::new(&h);
+    api.wait_status(first["id"].as_str().unwrap(), &["sent"]);
     b.go(&format!("{base}/setup/queue"));
     let text = b.page_text();
     assert!(text.contains("user@example.org"), "{text}");
@@ -307,6 +309,56 @@ fn walk(w: &Words) {
         &b,
         Some((&phone, &format!("{base}/setup/queue"))),
         &format!("queue-{}", w.lang),
+    );
+    // The SMTP server goes away: the next notification is deferred. The administrator retries
+    // it from the list, then drops it behind its confirmation.
+    sh.peer.kill();
+    let later = api.notify(&serde_json::json!({
+        "to": "later@example.org", "user_id": 8, "subject": "Re: [acme/app] Crash on start (#42)",
+        "text": "Carol commented.", "thread": {"kind": "issue", "id": 42}, "reason": "mention"
+    }));
+    let id = later["id"].as_str().unwrap().to_string();
+    assert_eq!(api.wait_status(&id, &["deferred"])["attempts"], 1);
+    b.go(&format!("{base}/setup/queue?status=deferred"));
+    assert!(b.page_text().contains("later@example.org"));
+    b.submit(&format!("form[action='/setup/queue/{id}/retry'] button"));
+    assert!(b.url().contains("done=retried"), "{}", b.url());
+    assert!(b.exists(".notice.good"), "{}", b.page_text());
+    look(&b, None, &format!("queue-retried-{}", w.lang));
+    crate::outbound::common::wait_until("the retry's attempt", || {
+        (api.get(&id)["attempts"] == 2).then_some(())
+    });
+    b.go(&format!("{base}/setup/queue/{id}"));
+    look(
+        &b,
+        Some((&phone, &format!("{base}/setup/queue/{id}"))),
+        &format!("notification-{}", w.lang),
+    );
+    b.click(&b.find(&format!("a[href='/setup/queue/{id}/drop']")));
+    assert!(b.url().ends_with("/drop"), "{}", b.url());
+    look(
+        &b,
+        Some((&phone, &b.url())),
+        &format!("queue-drop-{}", w.lang),
+    );
+    b.submit("form button.danger");
+    assert!(b.url().ends_with("?done=dropped"), "{}", b.url());
+    assert!(b.exists(".notice.good"), "{}", b.page_text());
+    assert!(!b.exists(&format!("form[action='/setup/queue/{id}/retry']")));
+    look(&b, None, &format!("queue-dropped-{}", w.lang));
+    let state = api.get(&id);
+    assert_eq!(state["status"], "failed");
+    assert!(
+        state["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("dropped by an operator: console from 127.0.0.1"),
+        "{state}"
+    );
+    b.go(&format!("{base}/setup/audit"));
+    assert!(
+        b.page_text()
+            .contains(&format!("dropped notification {id}"))
     );
 
     // In force: a session that does not STARTTLS is refused at MAIL.

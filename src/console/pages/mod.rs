@@ -9,6 +9,7 @@ pub mod i18n;
 pub mod lab;
 pub mod login;
 pub mod operate;
+pub mod queue;
 pub mod runs;
 pub mod settings;
 

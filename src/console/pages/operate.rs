@@ -1,17 +1,16 @@
 //! The operator's pages: **Replies** (what came in on port 25 and what became of it, filterable
-//! by status, each with its raw message and the text taken from it) and **Queue** (outbound
-//! notifications with their status, attempts, next attempt and last error). Data in, markup
-//! out; the handlers in `setup.rs` read the stores.
+//! by status, each with its raw message and the text taken from it) and **Audit** (who changed
+//! what); the Queue's pages are in `queue.rs`. Data in, markup out; the handlers in `setup.rs`
+//! read the stores.
 
 use super::{Ctx, Section, page};
 use crate::inbound::spool::ReplyRecord;
-use crate::outbound::queue::Record;
 use maud::{Markup, html};
 
 /// How much of a raw message the reply page shows.
 pub const RAW_SHOWN: usize = 16 * 1024;
 
-fn status_class(s: &str) -> &'static str {
+pub(super) fn status_class(s: &str) -> &'static str {
     match s {
         "processed" | "sent" => "good",
         "pending" | "queued" => "info",
@@ -22,7 +21,7 @@ fn status_class(s: &str) -> &'static str {
 }
 
 /// A GET form choosing a status (works without script).
-fn filter(ctx: &Ctx, action: &str, current: &str, choices: &[&str]) -> Markup {
+pub(super) fn filter(ctx: &Ctx, action: &str, current: &str, choices: &[&str]) -> Markup {
     html! {
         form.filter method="get" action=(action) {
             label for="status" { (ctx.t("op.status")) }
@@ -159,54 +158,15 @@ pub fn reply(ctx: &Ctx, r: &ReplyRecord, raw: Option<&[u8]>, text: Option<&str>)
 }
 
 /// When `ms` (unix ms) is, as `YYYY-MM-DD HH:MM:SS UTC`.
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     stamp(&crate::clock::rfc3339(t))
 }
 
 /// An RFC 3339 stamp as `YYYY-MM-DD HH:MM:SS UTC`.
-fn stamp(s: &str) -> String {
+pub(super) fn stamp(s: &str) -> String {
     s.get(..19)
         .map_or(s.to_string(), |d| format!("{} UTC", d.replace('T', " ")))
-}
-
-pub fn queue(ctx: &Ctx, status: &str, list: &[Record]) -> Markup {
-    let body = html! {
-        h1 id="queue-title" { (ctx.t("op.queue")) }
-        p.lead { (ctx.t("op.queue.lead")) }
-        (filter(ctx, "/setup/queue", status, &["queued", "deferred", "sent", "failed"]))
-        @if list.is_empty() {
-            p { (ctx.t("op.none")) }
-        } @else {
-            div.table-wrap tabindex="0" role="region" aria-labelledby="queue-title" {
-                table.stack {
-                    thead { tr {
-                        th scope="col" { (ctx.t("op.col.id")) }
-                        th scope="col" { (ctx.t("col.status")) }
-                        th scope="col" { (ctx.t("op.col.to")) }
-                        th scope="col" { (ctx.t("op.col.attempts")) }
-                        th scope="col" { (ctx.t("op.col.next")) }
-                        th scope="col" { (ctx.t("op.col.why")) }
-                    } }
-                    tbody {
-                        @for r in list {
-                            tr {
-                                th scope="row" { code { (r.id) } }
-                                td data-label=(ctx.t("col.status")) { span.badge.(status_class(r.status.name())) { (r.status.name()) } }
-                                td data-label=(ctx.t("op.col.to")) { (r.to) br; small { (r.subject) } }
-                                td.num data-label=(ctx.t("op.col.attempts")) { (r.attempts) }
-                                td data-label=(ctx.t("op.col.next")) {
-                                    @if r.status.waiting() { (when(r.due_ms)) }
-                                }
-                                td data-label=(ctx.t("op.col.why")) lang="en" { (r.last_error.as_deref().unwrap_or("")) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    page(ctx, ctx.t("op.queue"), Section::Queue, html! {}, None, body)
 }
 
 /// One line of the audit page: when, who, what.

@@ -2,10 +2,18 @@
 //! its state) and its message (`m` + id: the RFC 5322 bytes), written in one batch and synced
 //! before the API answers `202`. Messages waiting for an attempt are indexed by due time
 //! (`q` + due ms + id) so the worker finds the due ones without reading the sent ones.
+//!
+//! After its enqueue a record changes in two ways only: the delivery worker saves an attempt's
+//! outcome, and an operator retries or drops it. The two never cross: the ids the worker takes
+//! for a round are marked as taken until their outcomes are saved, an operator's action on a
+//! taken id is refused (an attempt is under way), and an outcome is saved only over the state
+//! its attempt started from.
 
 use crate::durable::Durable;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 const TREE: &str = "outbound";
 const RECORD: u8 = b'n';
@@ -91,6 +99,41 @@ pub struct Queue {
     /// Wakes the delivery worker when something new is queued.
     wake: smol::channel::Sender<()>,
     pub woken: smol::channel::Receiver<()>,
+    /// Ids the delivery worker took for its round and has not saved an outcome for. The lock
+    /// also orders the worker's saves against the operator's actions.
+    taken: Mutex<HashSet<u64>>,
+    /// An operator asked for an attempt now: delivery paused by settings that failed tries
+    /// once more.
+    retry_asked: AtomicBool,
+}
+
+/// Why an operator's retry or drop was not done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    /// Sent or failed already: nothing is left to retry or drop.
+    Finished(Status),
+    /// The delivery worker is trying it right now.
+    Sending,
+    Store(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotFound => write!(f, "there is no such notification"),
+            Refused::Finished(s) => write!(
+                f,
+                "it is {} already: only a queued or deferred notification can be retried or dropped",
+                s.name()
+            ),
+            Refused::Sending => write!(
+                f,
+                "an attempt to deliver it is under way right now: look again in a few seconds"
+            ),
+            Refused::Store(e) => write!(f, "the queue could not be written: {e}"),
+        }
+    }
 }
 
 fn key(kind: u8, id: u64) -> Vec<u8> {
@@ -126,6 +169,8 @@ impl Queue {
             inflight: Default::default(),
             wake,
             woken,
+            taken: Mutex::default(),
+            retry_asked: AtomicBool::new(false),
         }))
     }
 
@@ -190,10 +235,14 @@ impl Queue {
     }
 
     /// Notifications due at `now_ms` with their records, oldest due first, at most `limit`; and
-    /// when the next one after them is due. An entry whose record is gone, unreadable or no
-    /// longer waiting would be taken round after round: it is removed instead.
+    /// when the next one after them is due. An entry whose record is gone, unreadable, no
+    /// longer waiting or due at another time (an operator's retry moved it) would be taken
+    /// round after round: it is removed instead.
+    ///
+    /// The ids returned are taken (see [`Queue::update_all`] and [`Queue::release_all`]).
     pub fn due(&self, now_ms: i64, limit: usize) -> (Vec<(u64, Record)>, Option<i64>) {
         let mut out = Vec::new();
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         for k in self.tree.scan_prefix([DUE]).keys() {
             let Ok(k) = k else { break };
             if k.len() != 17 {
@@ -204,11 +253,14 @@ impl Queue {
                 return (out, Some(due));
             }
             let id = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
-            if self.inflight.contains(id) {
+            if self.inflight.contains(id) || taken.contains(&id) {
                 continue;
             }
             match self.get(id) {
-                Ok(Some(rec)) if rec.status.waiting() => out.push((id, rec)),
+                Ok(Some(rec)) if rec.status.waiting() && rec.due_ms.max(0) == due => {
+                    taken.insert(id);
+                    out.push((id, rec));
+                }
                 _ => {
                     log::warn!("outbound: dropping a stale due entry for {id:X}");
                     let _ = self.tree.remove(&k);
@@ -261,9 +313,22 @@ impl Queue {
     /// its place in the due index, and (once it is sent or failed) the message is dropped. Not
     /// synced by itself: after a crash the older state may come back, and then the message is
     /// sent once more, never lost. One batch for many: see [`crate::wake::SAVE_EVERY`].
+    ///
+    /// An outcome is saved only over the record its attempt started from (`old`); one whose
+    /// record changed meanwhile is left out and logged. The ids are no longer taken after.
     pub fn update_all(&self, updates: &[(u64, &Record, &Record)]) -> Result<(), String> {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mut batch = sled::Batch::default();
         for &(id, old, new) in updates {
+            taken.remove(&id);
+            if self.get(id)?.as_ref() != Some(old) {
+                log::warn!(
+                    "outbound: {} changed while it was being tried; its outcome ({}) is not saved",
+                    new.id,
+                    new.status.name()
+                );
+                continue;
+            }
             if old.status.waiting() {
                 batch.remove(due_key(old.due_ms, id));
             }
@@ -279,106 +344,120 @@ impl Queue {
         }
         self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
+
+    /// Ends a round: ids it took and gave no outcome (delivery paused part way) are free again.
+    pub fn release_all(&self) {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Whether an operator asked for an attempt now since the last call.
+    pub fn take_retry_asked(&self) -> bool {
+        self.retry_asked.swap(false, Ordering::AcqRel)
+    }
+
+    /// Changes waiting notifications that no attempt holds: `change` gives each one's new
+    /// record from its old one. The new records (and their places in the due index) are
+    /// committed like an enqueue, synced before this returns; the old index entries and, for a
+    /// record no longer waiting, the message go after (one left behind by a crash is harmless:
+    /// [`Queue::due`] and [`Queue::expire`] clear what they find stale).
+    fn change(
+        &self,
+        ids: &[u64],
+        change: impl Fn(&Record) -> Record,
+    ) -> Result<Vec<Result<Record, Refused>>, String> {
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(ids.len());
+        let mut writes = Vec::new();
+        let mut removes = sled::Batch::default();
+        for &id in ids {
+            if taken.contains(&id) || self.inflight.contains(id) {
+                out.push(Err(Refused::Sending));
+                continue;
+            }
+            let Some(old) = self.get(id)? else {
+                out.push(Err(Refused::NotFound));
+                continue;
+            };
+            if !old.status.waiting() {
+                out.push(Err(Refused::Finished(old.status)));
+                continue;
+            }
+            let new = change(&old);
+            writes.push((
+                key(RECORD, id),
+                serde_json::to_vec(&new).expect("serializes"),
+            ));
+            if new.status.waiting() {
+                writes.push((due_key(new.due_ms, id), Vec::new()));
+            } else {
+                removes.remove(key(MESSAGE, id));
+            }
+            if !new.status.waiting() || new.due_ms != old.due_ms {
+                removes.remove(due_key(old.due_ms, id));
+            }
+            out.push(Ok(new));
+        }
+        if !writes.is_empty() {
+            self.durable.commit_blocking(&self.tree, writes)?;
+            self.tree.apply_batch(removes).map_err(|e| e.to_string())?;
+        }
+        drop(taken);
+        Ok(out)
+    }
+
+    fn change_one(&self, id: u64, change: impl Fn(&Record) -> Record) -> Result<Record, Refused> {
+        self.change(&[id], change)
+            .map_err(Refused::Store)?
+            .pop()
+            .expect("one result for one id")
+    }
+
+    /// Makes a queued or deferred notification due now and wakes the worker.
+    pub fn retry(&self, id: u64, now_ms: i64) -> Result<Record, Refused> {
+        let new = self.change_one(id, |old| Record {
+            due_ms: now_ms,
+            ..old.clone()
+        })?;
+        self.retry_asked.store(true, Ordering::Release);
+        self.wake();
+        Ok(new)
+    }
+
+    /// Makes every queued or deferred notification that no attempt holds due now (Postfix's
+    /// `postqueue -f`), in one commit. Returns the ones it moved.
+    pub fn retry_all(&self, now_ms: i64) -> Result<Vec<Record>, String> {
+        let mut ids = Vec::new();
+        for k in self.tree.scan_prefix([DUE]).keys() {
+            let k = k.map_err(|e| e.to_string())?;
+            if k.len() == 17
+                && u64::from_be_bytes(k[1..9].try_into().expect("8 bytes")) as i64 > now_ms
+            {
+                ids.push(u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")));
+            }
+        }
+        let moved: Vec<Record> = self
+            .change(&ids, |old| Record {
+                due_ms: now_ms,
+                ..old.clone()
+            })?
+            .into_iter()
+            .flatten()
+            .collect();
+        self.retry_asked.store(true, Ordering::Release);
+        self.wake();
+        Ok(moved)
+    }
+
+    /// Gives up a queued or deferred notification: it is failed, with `why` as its last error,
+    /// and its message goes.
+    pub fn drop_one(&self, id: u64, why: &str) -> Result<Record, Refused> {
+        self.change_one(id, |old| Record {
+            status: Status::Failed,
+            last_error: Some(crate::bounded::bounded(why, crate::bounded::FIELD_MAX)),
+            ..old.clone()
+        })
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub fn record(id: u64, due_ms: i64) -> Record {
-        Record {
-            id: format!("{id:X}"),
-            status: Status::Queued,
-            to: "user@example.org".into(),
-            user_id: 7,
-            thread: Thread {
-                kind: "issue".into(),
-                id: 42,
-            },
-            reason: "mention".into(),
-            subject: "s".into(),
-            message_id: "m@example.test".into(),
-            reply_to: "reply+i-42-x-7@reply.example.test".into(),
-            size: 1,
-            attempts: 0,
-            last_error: None,
-            created_at: "2026-11-28T00:00:00Z".into(),
-            created_ms: 0,
-            due_ms,
-            sent_at: None,
-            relay: None,
-            smtp_reply: None,
-        }
-    }
-
-    fn due_ids(q: &Queue, now_ms: i64, limit: usize) -> (Vec<u64>, Option<i64>) {
-        let (due, next) = q.due(now_ms, limit);
-        (due.into_iter().map(|(id, _)| id).collect(), next)
-    }
-
-    #[test]
-    fn enqueue_due_update_and_list() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let q = Queue::open(&db, Durable::open(&db, None).unwrap()).unwrap();
-        let (a, b) = (q.new_id(), q.new_id());
-        q.enqueue(a, &record(a, 100), b"A").unwrap();
-        q.enqueue(b, &record(b, 50), b"B").unwrap();
-        assert!(q.woken.try_recv().is_ok());
-        assert_eq!(due_ids(&q, 60, 10), (vec![b], Some(100)));
-        assert_eq!(due_ids(&q, 1000, 10), (vec![b, a], None));
-        assert_eq!(due_ids(&q, 1000, 1), (vec![b], Some(100)));
-        // Deferred: moves in the index.
-        let old = q.get(a).unwrap().unwrap();
-        let mut new = old.clone();
-        new.status = Status::Deferred;
-        new.due_ms = 5000;
-        q.update_all(&[(a, &old, &new)]).unwrap();
-        assert_eq!(due_ids(&q, 1000, 10), (vec![b], Some(5000)));
-        // Sent: leaves the index and its message goes.
-        let old = q.get(b).unwrap().unwrap();
-        let mut sent = old.clone();
-        sent.status = Status::Sent;
-        q.update_all(&[(b, &old, &sent)]).unwrap();
-        assert_eq!(q.message(b).unwrap(), None);
-        assert_eq!(q.message(a).unwrap().unwrap(), b"A");
-        assert_eq!(due_ids(&q, 10_000, 10), (vec![a], None));
-        assert_eq!(q.list(Some(Status::Sent), 10).unwrap().len(), 1);
-        assert_eq!(
-            q.list(None, 10).unwrap()[0].id,
-            format!("{b:X}"),
-            "newest first"
-        );
-        assert_eq!(parse_id(&format!("{b:X}")), Some(b));
-        assert_eq!(parse_id("zz"), None);
-        let counts = q.counts();
-        assert!(counts.contains(&(Status::Sent, 1)) && counts.contains(&(Status::Deferred, 1)));
-        // After the retention period the sent one goes; the deferred one waits on, with its
-        // message.
-        assert_eq!(q.expire(crate::clock::now_ms(), 30).unwrap(), 0);
-        let later = crate::clock::now_ms() + 31 * 86_400_000;
-        assert_eq!(q.expire(later, 30).unwrap(), 1);
-        assert_eq!(q.get(b).unwrap(), None);
-        assert_eq!(q.get(a).unwrap().unwrap().status, Status::Deferred);
-        assert_eq!(q.message(a).unwrap().unwrap(), b"A");
-        assert_eq!(due_ids(&q, 10_000, 10), (vec![a], None));
-    }
-
-    /// A notification whose writes are in sled but whose commit has not returned (its `202` not
-    /// sent) is not handed to the delivery worker, nor dropped from the index as stale.
-    #[test]
-    fn a_notification_is_not_due_while_its_commit_goes_on() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let q = Queue::open(&db, Durable::open(&db, None).unwrap()).unwrap();
-        let id = q.new_id();
-        let held = q.durable.answers.lock().unwrap();
-        let enqueuing = {
-            let q = q.clone();
-            std::thread::spawn(move || q.enqueue(id, &record(id, 100), b"A"))
-        };
-        crate::durable::wait_until("the record applied", || q.get(id).unwrap().is_some());
-        assert_eq!(due_ids(&q, 1000, 10).0, Vec::<u64>::new());
-        drop(held);
-        enqueuing.join().unwrap().unwrap();
-        assert_eq!(due_ids(&q, 1000, 10).0, vec![id]);
-    }
-}
+mod tests;
