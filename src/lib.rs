@@ -10,7 +10,8 @@
 //! - [`service`]: the running process: the live services (`service::live`), signals, drain, exit.
 //! - [`supervisor`]: configuration runs: validate, swap, check, apply or put back.
 //! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
-//! - [`console`]: the HTTP router (manage API, application API) and its tiny-http adapters.
+//! - [`console`]: the HTTP router (manage API, application API, the console's pages).
+//! - [`segments`]: message bodies beside sled, in checksummed append-only files.
 //! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server and client state machines.
 //! - [`net`]: smol adapters: TLS identity, the HTTPS front of the console, the port-25 listener.
 //! - [`outbound`]: the messages herald sends, the smarthost session adapter, the test email.
@@ -68,6 +69,7 @@ pub mod outbound;
 pub mod pemfile;
 pub mod replies;
 pub mod retention;
+pub mod segments;
 pub mod service;
 pub mod settings;
 pub mod smtp;

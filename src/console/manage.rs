@@ -288,7 +288,22 @@ fn get_replies(app: &App, req: &Request) -> Response {
                     })
                 })
                 .collect();
-            Response::json(200, &json!({ "replies": replies }))
+            let counts: Map<String, Json> = app
+                .spool
+                .counts()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(s, n)| (s, json!(n)))
+                .collect();
+            let (files, bytes) = app.spool.body_usage().unwrap_or((0, 0));
+            Response::json(
+                200,
+                &json!({
+                    "replies": replies,
+                    "counts": counts,
+                    "store": { "segment_files": files, "segment_bytes": bytes },
+                }),
+            )
         }
         Err(e) => store_failure(e),
     }

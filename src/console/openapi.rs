@@ -151,7 +151,9 @@ fn schemas() -> Json {
                             "to": {"type": "string"}, "message_id": {"type": ["string", "null"]},
                             "received_at": {"type": "string"}, "tls": {"type": "boolean"},
                             "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
-                            "delivery_id": {"type": ["string", "null"]}}}}}},
+                            "delivery_id": {"type": ["string", "null"]}}}},
+                        "counts": {"type": "object", "description": "records by status (pending, processed, discarded, failed:<reason>)", "additionalProperties": {"type": "integer"}},
+                        "store": {"type": "object", "description": "where message bodies are kept: segment files beside sled, and their bytes on disk", "properties": {"segment_files": {"type": "integer"}, "segment_bytes": {"type": "integer"}}}}},
                     "Notification": {"type": "object", "required": ["id", "status", "attempts"], "properties": {
                         "id": {"type": "string"},
                         "status": {"type": "string", "enum": ["queued", "deferred", "sent", "failed"]},

@@ -1,7 +1,8 @@
-//! What makes sled itself durable, off the commit path: the checkpoint thread, which flushes
-//! sled about once a second or every [`CHECKPOINT_BYTES`] journaled and then syncs what sled's
-//! flush leaves unsynced ([`DiskSync`]), and the progress it shares with the committer (which
-//! journal entry a checkpoint has covered, so a journal file may be reused).
+//! What makes sled itself durable, off the commit path: the checkpoint thread, which syncs the
+//! segments, flushes sled about once a second or every [`CHECKPOINT_BYTES`] journaled and then
+//! syncs what sled's flush leaves unsynced ([`DiskSync`]), deletes segments nothing needs any
+//! more, and shares its progress with the committer (which journal entry a checkpoint has
+//! covered, so a journal file may be reused).
 
 use super::Store;
 use crate::journal;
@@ -112,6 +113,13 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// At the start: entries up to `seq` are applied and covered already.
+    pub(super) fn start_at(&self, seq: u64) {
+        let mut p = self.lock();
+        p.journaled = seq;
+        p.covered = seq;
+    }
+
     pub(super) fn journaled(&self, seq: u64, urgent: bool) {
         let mut p = self.lock();
         p.journaled = seq;
@@ -157,7 +165,7 @@ pub(super) fn checkpointer(store: &Store) {
         let target = {
             let mut p = cp.lock();
             loop {
-                let behind = p.journaled > p.covered;
+                let behind = p.journaled > p.covered || store.has_doomed();
                 if p.stop && !behind {
                     return;
                 }
@@ -177,7 +185,7 @@ pub(super) fn checkpointer(store: &Store) {
         };
         last = Instant::now();
         // Everything up to `target` is in sled (its number too): the flush makes it durable.
-        let done = store.flush_and_sync();
+        let done = store.checkpoint(target);
         log::trace!("checkpoint: entry {target} in {:?}", last.elapsed());
         let mut p = cp.lock();
         match done {

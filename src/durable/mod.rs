@@ -18,19 +18,29 @@
 //! durable that way still, with sled batches so that it can be taken back whole ([`batches`]).
 //! See [`CHECKPOINT_BYTES`] for the checkpoints' pace.
 //!
+//! A message body is a write whose key starts with [`BODY`] ([`body`]): the journal holds it
+//! like any write, but when it is applied its bytes go to the current [`Segments`] file and sled
+//! gets a [`crate::segments::Pointer`] under the key without that byte. A checkpoint syncs the
+//! segments before it flushes sled and records under [`SYNCED_KEY`] the entry they cover; the
+//! journal is replayed from the older of that and [`APPLIED_KEY`], so a pointer sled recovered
+//! always finds its bytes. Without a folder on disk (tests) the body goes into sled whole.
+//!
 //! Measured: a second committer thread (one group applied while the previous one syncs) gave no
 //! better throughput or p99 on 2 cores (sled serialises its flushes, and the thread takes CPU
 //! from the sessions).
 
 mod checkpoint;
+mod write;
 
 use crate::journal::{self, Journal};
-use checkpoint::{CHECKPOINT_BYTES, Checkpoints, DiskSync, checkpointer, flush_and_sync};
+use crate::segments::Segments;
+use checkpoint::{Checkpoints, DiskSync, checkpointer, flush_and_sync};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use write::{applied_write, commit_batched, commit_journaled, job_bytes};
 
 /// Jobs one commit takes at most, so one flush never waits on an unbounded queue.
 const GROUP_MAX: usize = 512;
@@ -41,6 +51,22 @@ const GROUP_BYTES: usize = 4 * 1024 * 1024;
 const JOURNAL_JOB_MAX: usize = 1024 * 1024;
 /// The newest journal entry whose writes are all in sled (sled's default tree).
 const APPLIED_KEY: &[u8] = b"herald.journal.applied";
+/// The newest journal entry whose bodies a checkpoint synced in the segments (sled's default
+/// tree).
+const SYNCED_KEY: &[u8] = b"herald.segments.synced";
+/// The first byte of a write's key that makes it a body (see the module doc). No tree's keys
+/// start with it.
+pub const BODY: u8 = 0xFF;
+/// The folder of the segments, in the journal's folder.
+pub const SEGMENTS_DIR: &str = "segments";
+
+/// The write that stores `data` as the body under `key` (see the module doc).
+pub fn body(key: Vec<u8>, data: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(BODY);
+    k.extend_from_slice(&key);
+    (k, data)
+}
 
 /// Where a database on disk keeps its files.
 #[derive(Clone, Copy)]
@@ -80,6 +106,8 @@ pub struct Durable {
     /// The next queue id, shared by the queues that commit here, so an id in mail.log names
     /// one message, inbound or outbound (see [`Durable::new_id`]).
     next_id: std::sync::atomic::AtomicU64,
+    /// Where bodies are kept (none for a temporary database: bodies go into sled).
+    pub segments: Option<Arc<Segments>>,
 }
 
 impl Drop for Durable {
@@ -105,19 +133,30 @@ impl Durable {
         let (tx, rx) = smol::channel::unbounded::<Job>();
         let fail_commits = Arc::new(AtomicBool::new(false));
         let fail_syncs = Arc::new(AtomicBool::new(false));
-        let (sync, journal) = match disk {
+        let (sync, journal, segments) = match disk {
             Some(d) => {
                 let mut sync = DiskSync::open(d.sled_dir)?;
-                let floor = applied_of(db)?;
+                let segments = Arc::new(Segments::open(&d.journal_dir.join(SEGMENTS_DIR))?);
+                let applied = applied_of(db)?;
+                let floor = match counter(db, SYNCED_KEY)? {
+                    Some(synced) => synced.min(applied),
+                    // A store from before segments: no pointer can be ahead of its bytes.
+                    None => applied,
+                };
                 let (journal, entries) = Journal::open(d.journal_dir, floor)?;
                 if !entries.is_empty() {
-                    let jobs = replay(db, entries)?;
-                    flush_and_sync(db, Some(&mut sync))?;
+                    let jobs = replay(db, entries, &segments)?;
                     log::info!("journal: {jobs} commits the store had not kept were applied again");
                 }
-                (Some(sync), Some(journal))
+                segments
+                    .sync()
+                    .map_err(|e| format!("syncing the segments: {e}"))?;
+                db.insert(SYNCED_KEY, &applied_of(db)?.to_be_bytes())
+                    .map_err(|e| e.to_string())?;
+                flush_and_sync(db, Some(&mut sync))?;
+                (Some(sync), Some(journal), Some(segments))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let (fatal_tx, fatal_rx) = smol::channel::bounded(1);
         #[cfg(test)]
@@ -129,8 +168,11 @@ impl Durable {
             answers: answers.clone(),
         };
         let checkpoints = Arc::new(Checkpoints::default());
+        // A checkpoint records the entry it covers: never one older than what is applied.
+        checkpoints.start_at(applied_of(db)?);
         let store = Store {
             db: db.clone(),
+            segments: segments.clone(),
             sync: Arc::new(Mutex::new(sync)),
             checkpoints: checkpoints.clone(),
             fatal: fatal_tx,
@@ -155,6 +197,7 @@ impl Durable {
             checkpoints,
             fatal: fatal_rx,
             next_id: std::sync::atomic::AtomicU64::new(0),
+            segments,
         }))
     }
 
@@ -243,12 +286,17 @@ struct Faults {
 
 /// Inserts the jobs of `entries` (those past [`APPLIED_KEY`]) again, in order, and records the
 /// newest as applied; returns how many jobs.
-fn replay(db: &sled::Db, entries: Vec<journal::Entry>) -> Result<usize, String> {
+fn replay(
+    db: &sled::Db,
+    entries: Vec<journal::Entry>,
+    segments: &Segments,
+) -> Result<usize, String> {
     let mut jobs = 0;
     for entry in entries {
         for job in entry.jobs {
             let tree = db.open_tree(&job.tree).map_err(|e| e.to_string())?;
             for (k, v) in job.writes {
+                let (k, v) = applied_write(Some(segments), k, v)?;
                 tree.insert(k, v).map_err(|e| e.to_string())?;
             }
             jobs += 1;
@@ -261,11 +309,15 @@ fn replay(db: &sled::Db, entries: Vec<journal::Entry>) -> Result<usize, String> 
 
 /// The newest journal entry known to be wholly in sled (0: none yet).
 fn applied_of(db: &sled::Db) -> Result<u64, String> {
+    Ok(counter(db, APPLIED_KEY)?.unwrap_or(0))
+}
+
+/// An entry number kept under `key` in sled's default tree.
+fn counter(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, String> {
     Ok(db
-        .get(APPLIED_KEY)
+        .get(key)
         .map_err(|e| e.to_string())?
-        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0))
+        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
 }
 
 /// Ids whose commit has not returned yet: the queue's readers skip them, so no worker acts on a
@@ -304,15 +356,53 @@ impl Drop for InFlightGuard<'_> {
 /// What the committer and the checkpoint thread share.
 struct Store {
     db: sled::Db,
+    segments: Option<Arc<Segments>>,
     sync: Arc<Mutex<Option<DiskSync>>>,
     checkpoints: Arc<Checkpoints>,
     fatal: smol::channel::Sender<String>,
 }
 
 impl Store {
+    /// The segments first (sled may hold pointers to what they were just given), then sled.
     fn flush_and_sync(&self) -> Result<(), String> {
+        if let Some(s) = &self.segments {
+            s.sync().map_err(|e| format!("fsync of a segment: {e}"))?;
+        }
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         flush_and_sync(&self.db, sync.as_mut())
+    }
+
+    /// A checkpoint covering journal entry `target` (every entry up to it is applied): the
+    /// segments synced and that recorded, sled flushed and synced, then the segments whose
+    /// bodies were all released before it began are deleted (their pointers' removal is
+    /// durable now).
+    fn checkpoint(&self, target: u64) -> Result<(), String> {
+        let doomed = self
+            .segments
+            .as_ref()
+            .map(|s| s.take_doomed())
+            .unwrap_or_default();
+        if let Some(s) = &self.segments {
+            s.sync().map_err(|e| format!("fsync of a segment: {e}"))?;
+            self.db
+                .insert(SYNCED_KEY, &target.to_be_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        {
+            let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+            flush_and_sync(&self.db, sync.as_mut())?;
+        }
+        if let Some(s) = &self.segments
+            && let Err(e) = s.delete(&doomed)
+        {
+            log::warn!("segments: could not delete a finished segment: {e}");
+        }
+        Ok(())
+    }
+
+    /// Segments wait to be deleted: a checkpoint should come even with nothing journaled.
+    fn has_doomed(&self) -> bool {
+        self.segments.as_ref().is_some_and(|s| s.has_doomed())
     }
 }
 
@@ -412,267 +502,5 @@ fn committer(
     }
 }
 
-/// The journal's way: the entry is written and synced first (so nothing reaches sled that is not
-/// durable, and a failed write has nothing to take back), then every write is inserted in order,
-/// then the entry's number under [`APPLIED_KEY`]; only then may the checkpoint cover it.
-fn commit_journaled(
-    jl: &mut Journal,
-    group: Vec<Job>,
-    store: &Store,
-    faults: &Faults,
-) -> Result<(), Failed> {
-    let names: Vec<sled::IVec> = group.iter().map(|j| j.tree.name()).collect();
-    let entry = jl.entry(
-        names
-            .iter()
-            .zip(&group)
-            .map(|(name, j)| (name.as_ref(), j.writes.as_slice())),
-    );
-    let disk = |why: String| Failed { why, disk: true };
-    if faults.sync.load(Ordering::Relaxed) {
-        return Err(disk("injected sync failure".into()));
-    }
-    if let Some(newest_there) = jl.needs_switch(&entry) {
-        store.checkpoints.wait_for(newest_there).map_err(disk)?;
-        jl.switch();
-    }
-    let before = jl.offset();
-    let seq = jl
-        .write(&entry)
-        .map_err(|e| disk(format!("journal: {e}")))?;
-    // Plain inserts, not sled batches: a batch makes sled seal its log buffer twice, and each
-    // sealed buffer is written and `sync_file_range`d by one of sled's IO threads. The journal
-    // already makes the group atomic (see [`replay`]), so the batches bought nothing but that
-    // cost: 242 against 194 µs of CPU a 2 KB message over 20 SMTP sessions.
-    let inserted = group
-        .into_iter()
-        .try_for_each(|job| {
-            job.writes
-                .into_iter()
-                .try_for_each(|(k, v)| job.tree.insert(k, v).map(drop))
-        })
-        .and_then(|()| store.db.insert(APPLIED_KEY, &seq.to_be_bytes()).map(drop));
-    if let Err(e) = inserted {
-        // The group is on disk (the journal) and comes back at the restart this forces; its
-        // callers hear `Ok`, which is true.
-        let why = format!("the store stopped: a journaled write could not be applied ({e})");
-        log::error!("commit: {why}; restart herald");
-        let _ = store.fatal.try_send(why);
-    }
-    let urgent = jl.offset() / CHECKPOINT_BYTES != before / CHECKPOINT_BYTES;
-    store.checkpoints.journaled(seq, urgent);
-    Ok(())
-}
-
-/// The way without the journal (a temporary database, or a job too large for it): one sled batch
-/// per tree, then sled's flush and what it leaves unsynced. When a batch cannot be applied or
-/// the flush fails, what the group wrote is removed again (best effort), so nothing half-written
-/// is kept for a caller that hears `Err`.
-fn commit_batched(group: Vec<Job>, store: &Store, faults: &Faults) -> Result<(), Failed> {
-    let per_tree = batches(group);
-    let mut applied = Ok(());
-    let mut written: Vec<(sled::Tree, Vec<Vec<u8>>)> = Vec::new();
-    for (tree, batch, keys) in per_tree {
-        applied = tree.apply_batch(batch).map_err(|e| e.to_string());
-        // Removing keys of a batch that failed halfway is harmless: they are this group's.
-        written.push((tree, keys));
-        if applied.is_err() {
-            break;
-        }
-    }
-    let flushed = if faults.sync.load(Ordering::Relaxed) {
-        Err("injected sync failure".to_string())
-    } else if applied.is_ok() {
-        store.flush_and_sync()
-    } else {
-        Ok(())
-    };
-    if applied.is_ok() && flushed.is_ok() {
-        return Ok(());
-    }
-    // Take back what this group wrote, as durably as the disk still allows, so a write answered
-    // with an error does not come back after a restart.
-    for (tree, keys) in &written {
-        for k in keys {
-            let _ = tree.remove(k);
-        }
-    }
-    let undone = store.flush_and_sync();
-    match (applied, flushed) {
-        (_, Err(e)) => Err(Failed {
-            why: format!(
-                "flush or sync failed: {e}{}",
-                if undone.is_err() {
-                    " (the failed group could not be taken back)"
-                } else {
-                    ""
-                }
-            ),
-            disk: true,
-        }),
-        (Err(e), _) => Err(Failed {
-            why: format!("applying a batch failed: {e}"),
-            disk: false,
-        }),
-        (Ok(()), Ok(())) => Ok(()),
-    }
-}
-
-/// A group's writes as one sled batch per tree, in the order trees first appear, with the keys
-/// each writes (to take them back if the flush fails). Only [`commit_batched`] uses batches:
-/// with the journal they cost sled two sealed log buffers each and bought nothing. An earlier
-/// measurement that plain inserts made sled keep far more in memory (115 against 61 MiB after
-/// 60,000 messages of 2 KB) did not hold once checkpoints came every 16 MiB: 66 against 62 MiB,
-/// and 98 against 105 MiB after 10,000 of 20 KB.
-fn batches(group: Vec<Job>) -> Vec<(sled::Tree, sled::Batch, Vec<Vec<u8>>)> {
-    let mut per_tree: Vec<(sled::Tree, sled::Batch, Vec<Vec<u8>>)> = Vec::new();
-    for job in group {
-        let i = match per_tree
-            .iter()
-            .position(|(t, _, _)| t.name() == job.tree.name())
-        {
-            Some(i) => i,
-            None => {
-                per_tree.push((job.tree, sled::Batch::default(), Vec::new()));
-                per_tree.len() - 1
-            }
-        };
-        let (_, batch, keys) = &mut per_tree[i];
-        for (k, v) in job.writes {
-            keys.push(k.clone());
-            batch.insert(k, v);
-        }
-    }
-    per_tree
-}
-
-/// Bytes a job writes.
-fn job_bytes(job: &Job) -> usize {
-    job.writes.iter().map(|(k, v)| k.len() + v.len()).sum()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_the_store_lost_comes_back_from_the_journal() {
-        let dir = std::env::temp_dir().join(format!("herald-replay-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (one, two) = (dir.join("one"), dir.join("two"));
-        let on_disk = |sled_dir| OnDisk {
-            sled_dir,
-            journal_dir: &dir,
-        };
-        let db = sled::Config::new().path(&one).open().unwrap();
-        let durable = Durable::open(&db, Some(on_disk(&one))).unwrap();
-        let t = db.open_tree("t").unwrap();
-        for i in 0..10u8 {
-            let writes = vec![(vec![b'r', i], vec![i]), (vec![b'b', i], vec![i; 100])];
-            durable.commit_blocking(&t, writes).unwrap();
-        }
-        assert_eq!(applied_of(&db).unwrap(), 10);
-        drop(durable);
-        // Known applied: opening again inserts nothing, so a later change (here a removal)
-        // stands.
-        t.remove([b'r', 5]).unwrap();
-        drop((t, db));
-        let db = sled::Config::new().path(&one).open().unwrap();
-        let durable = Durable::open(&db, Some(on_disk(&one))).unwrap();
-        assert!(db.open_tree("t").unwrap().get([b'r', 5]).unwrap().is_none());
-        drop((durable, db));
-        // A store that kept none of it, as after a crash before sled's flush (partly kept:
-        // job 3's record): the journal gives all of it back.
-        let db = sled::Config::new().path(&two).open().unwrap();
-        let t = db.open_tree("t").unwrap();
-        t.insert([b'r', 3], &[3]).unwrap();
-        let durable = Durable::open(&db, Some(on_disk(&two))).unwrap();
-        for i in 0..10u8 {
-            assert_eq!(t.get([b'r', i]).unwrap().unwrap().as_ref(), &[i]);
-            assert_eq!(t.get([b'b', i]).unwrap().unwrap().len(), 100);
-        }
-        assert_eq!(applied_of(&db).unwrap(), 10);
-        drop((durable, t, db));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// A journal file is written over only once a checkpoint has made sled hold what it held:
-    /// with checkpoints held back, commits stop when both files are full, and go on once a
-    /// checkpoint runs.
-    #[test]
-    fn a_full_journal_waits_for_the_checkpoint_that_frees_a_file() {
-        let dir = std::env::temp_dir().join(format!("herald-full-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let sled_dir = dir.join("db");
-        let db = sled::Config::new().path(&sled_dir).open().unwrap();
-        let on_disk = OnDisk {
-            sled_dir: &sled_dir,
-            journal_dir: &dir,
-        };
-        let durable = Durable::open(&db, Some(on_disk)).unwrap();
-        durable.checkpoints.hold(true);
-        let t = db.open_tree("t").unwrap();
-        // Each job close to the journal's limit per job: about 36 fit in a file.
-        const JOBS: u64 = 90;
-        let value = vec![7u8; JOURNAL_JOB_MAX - 16];
-        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let writer = {
-            let (durable, t, done) = (durable.clone(), t.clone(), done.clone());
-            std::thread::spawn(move || {
-                for i in 0..JOBS {
-                    let writes = vec![(i.to_be_bytes().to_vec(), value.clone())];
-                    durable.commit_blocking(&t, writes).unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        // Wait until the writer stops getting further.
-        let mut seen = u64::MAX;
-        while done.load(Ordering::Relaxed) != seen {
-            seen = done.load(Ordering::Relaxed);
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        let per_file = journal::FILE_SIZE / JOURNAL_JOB_MAX as u64;
-        assert!(
-            (per_file..JOBS).contains(&seen),
-            "with checkpoints held, commits stop once both files are full ({seen} of {JOBS})"
-        );
-        durable.checkpoints.hold(false);
-        writer.join().unwrap();
-        assert_eq!(t.len() as u64, JOBS);
-        assert_eq!(applied_of(&db).unwrap(), JOBS);
-        drop((durable, t, db));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn writes_to_several_trees_commit_together() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let durable = Durable::open(&db, None).unwrap();
-        let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
-        let ex = smol::Executor::new();
-        let tasks: Vec<_> = (0u8..20)
-            .map(|i| {
-                let (durable, tree) = (
-                    durable.clone(),
-                    if i % 2 == 0 { a.clone() } else { b.clone() },
-                );
-                ex.spawn(async move { durable.commit(&tree, vec![(vec![i], vec![i; 3])]).await })
-            })
-            .collect();
-        smol::block_on(ex.run(async {
-            for t in tasks {
-                t.await.unwrap();
-            }
-        }));
-        assert_eq!(a.len() + b.len(), 20);
-        assert_eq!(b.get([1]).unwrap().unwrap().as_ref(), &[1, 1, 1]);
-        durable.fail_commits.store(true, Ordering::Relaxed);
-        assert!(
-            durable
-                .commit_blocking(&a, vec![(vec![99], vec![1])])
-                .is_err()
-        );
-        assert!(a.get([99]).unwrap().is_none());
-    }
-}
+mod tests;

@@ -347,6 +347,18 @@ impl Processor {
         let raw = match self.app.spool.data(id) {
             Ok(Some(raw)) => raw,
             Ok(None) => return done("failed:missing"),
+            Err(crate::segments::ReadError::Corrupt(why)) => {
+                // Never delivered as garbage; kept as failed so it is seen.
+                log::error!(
+                    "replies: {} cannot be delivered: the stored message is corrupt ({why})",
+                    rec.id
+                );
+                rec.last_error = Some(crate::bounded::bounded(
+                    &format!("the stored message is corrupt: {why}"),
+                    crate::bounded::ERROR_MAX,
+                ));
+                return done("failed:corrupt");
+            }
             Err(e) => return Outcome::Retry(format!("reading the message: {e}")),
         };
         let local = rec.to.rsplit_once('@').map_or(rec.to.as_str(), |(l, _)| l);

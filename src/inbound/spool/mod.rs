@@ -1,7 +1,8 @@
 //! The durable reply queue in sled. An accepted message is stored as its raw bytes (`d` + queue
-//! id) and one record per reply recipient (`r` + queue id + index; no-reply recipients are only
-//! counted), in one atomic batch; the `250` goes out only after the flush that makes the batch
-//! durable has returned. Finished records go after `retention.days` ([`Spool::expire`]).
+//! id: in a segment file beside sled, sled holding where, see [`crate::segments`]) and one
+//! record per reply recipient (`r` + queue id + index; no-reply recipients are only counted),
+//! in one commit; the `250` goes out only after the sync that makes it durable has returned.
+//! Finished records go after `retention.days` ([`Spool::expire`]).
 //!
 //! The writes go through [`Durable`]'s group commit, so concurrent sessions share fsyncs.
 //!
@@ -113,6 +114,16 @@ impl Spool {
     pub fn open(db: &sled::Db, durable: Arc<Durable>) -> Result<Arc<Spool>, String> {
         let tree = db.open_tree(TREE).map_err(|e| e.to_string())?;
         durable.ids_after(&tree, &[DATA, REPLY]);
+        if let Some(segments) = &durable.segments {
+            // Which segments hold bodies still needed: the rest go.
+            let pointers = tree
+                .scan_prefix([DATA])
+                .values()
+                .filter_map(|v| crate::segments::Pointer::decode(&v.ok()?));
+            segments
+                .adopt(pointers)
+                .map_err(|e| format!("segments: {e}"))?;
+        }
         let (wake, woken) = smol::channel::bounded(1);
         Ok(Arc::new(Spool {
             tree,
@@ -174,7 +185,7 @@ impl Spool {
             }
             records.push(rec);
         }
-        writes.push((key(DATA, id, None), m.data));
+        writes.push(crate::durable::body(key(DATA, id, None), m.data));
         let committing = self.inflight.enter(id.0);
         self.durable.commit(&self.tree, writes).await?;
         drop(committing);
@@ -297,6 +308,7 @@ impl Spool {
             );
             after.insert((u.id, u.n), u.new.is_pending());
         }
+        let mut released = Vec::new();
         let mut finished: Vec<QueueId> = updates
             .iter()
             .filter(|u| !u.new.is_pending())
@@ -321,10 +333,22 @@ impl Spool {
                         }
                     });
             if !any_pending {
-                batch.remove(key(DATA, id, None));
+                let k = key(DATA, id, None);
+                if let Ok(Some(v)) = self.tree.get(&k)
+                    && let Some(p) = crate::segments::Pointer::decode(&v)
+                {
+                    released.push(p);
+                }
+                batch.remove(k);
             }
         }
-        self.tree.apply_batch(batch).map_err(|e| e.to_string())
+        self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+        if let Some(segments) = &self.durable.segments {
+            for p in &released {
+                segments.release(p);
+            }
+        }
+        Ok(())
     }
 
     /// The delivery id of the first record of `digest` (see [`duplicate_digest`]); `None` after
@@ -365,12 +389,30 @@ impl Spool {
         })
     }
 
-    /// The raw message of a queue id.
-    pub fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, String> {
-        self.tree
-            .get(key(DATA, id, None))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| e.to_string())
+    /// The raw message of a queue id, checked against its checksum when it is in a segment
+    /// (a body stored whole in sled, by a herald from before segments, is as it was).
+    pub fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, crate::segments::ReadError> {
+        use crate::segments::{Pointer, ReadError};
+        let k = key(DATA, id, None);
+        let Some(v) = self
+            .tree
+            .get(&k)
+            .map_err(|e| ReadError::Io(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        match (Pointer::decode(&v), &self.durable.segments) {
+            (Some(p), Some(segments)) => segments.read(&p, &k).map(Some),
+            (Some(_), None) => Err(ReadError::Corrupt(
+                "a pointer to a segment in a store without segments".into(),
+            )),
+            (None, _) => Ok(Some(v.to_vec())),
+        }
+    }
+
+    /// How many segment files hold bodies, and their bytes (`None` without segments).
+    pub fn body_usage(&self) -> Option<(usize, u64)> {
+        self.durable.segments.as_ref().map(|s| s.usage())
     }
 }
 

@@ -185,25 +185,78 @@ fn concurrent_stores_share_commits() {
     assert_eq!(spool.replies(None, 1000).unwrap().len(), 200);
 }
 
+/// On disk, bodies are in segment files and sled holds where: a large one too (over the
+/// journal's job limit, made durable by syncing the segment and flushing sled). They come back
+/// after a restart, a damaged one is told as corrupt, and once every message of an old segment
+/// is finished the segment goes.
 #[test]
-fn on_disk_commits_sync_the_log_and_new_blobs() {
+fn on_disk_bodies_live_in_segments_and_go_when_finished() {
     let dir = std::env::temp_dir().join(format!("herald-spool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = sled::Config::new().path(dir.join("db")).open().unwrap();
     let spool = open(&db, Some(&dir));
     let rcpts = vec![("r1@reply.x".to_string(), false)];
-    // Over the journal's job limit: made durable by flushing sled, as a blob.
     let big = vec![b'x'; 2 * 1024 * 1024];
     let (id, _) = smol::block_on(spool.store(incoming(&rcpts, &big))).unwrap();
-    let blobs = std::fs::read_dir(dir.join("db/blobs")).unwrap().count();
-    assert!(blobs > 0, "a 2 MiB value is a sled blob");
+    let blobs = std::fs::read_dir(dir.join("db/blobs")).map_or(0, |d| d.count());
+    assert_eq!(blobs, 0, "no body is a sled blob");
     let (small, _) = smol::block_on(spool.store(incoming(&rcpts, b"small"))).unwrap();
+    let pointer = spool.tree.get(key(DATA, small, None)).unwrap().unwrap();
+    assert!(
+        crate::segments::Pointer::decode(&pointer).is_some(),
+        "sled holds a pointer"
+    );
+    let (files, bytes) = spool.body_usage().unwrap();
+    assert_eq!(files, 1);
+    assert!(bytes > big.len() as u64, "{bytes}");
     drop(spool);
     drop(db);
     let db = sled::Config::new().path(dir.join("db")).open().unwrap();
     let spool = open(&db, Some(&dir));
     assert_eq!(spool.data(id).unwrap().unwrap().len(), big.len());
     assert_eq!(spool.data(small).unwrap().unwrap(), b"small");
+    // A byte of the small body flipped on disk: corrupt, not garbage.
+    let seg = std::fs::read_dir(dir.join(crate::durable::SEGMENTS_DIR))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .unwrap();
+    let mut raw = std::fs::read(&seg).unwrap();
+    let at = raw.len() - 2;
+    raw[at] ^= 1;
+    std::fs::write(&seg, &raw).unwrap();
+    assert!(matches!(
+        spool.data(small),
+        Err(crate::segments::ReadError::Corrupt(_))
+    ));
+    // Both finished: their bodies go, and at the next start their segment too.
+    let finished: Vec<Update> = [id, small]
+        .into_iter()
+        .map(|q| {
+            let old = spool.record(q, 1).unwrap().unwrap();
+            let mut new = old.clone();
+            new.status = "processed".into();
+            Update {
+                id: q,
+                n: 1,
+                old,
+                new,
+            }
+        })
+        .collect();
+    spool.update_all(&finished).unwrap();
+    assert_eq!(spool.data(id).unwrap(), None);
+    drop(spool);
+    drop(db);
+    let db = sled::Config::new().path(dir.join("db")).open().unwrap();
+    let spool = open(&db, Some(&dir));
+    assert!(!seg.exists(), "a segment with nothing live goes");
+    assert_eq!(
+        spool.body_usage().unwrap(),
+        (1, 0),
+        "only the new, empty one"
+    );
     drop(spool);
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
