@@ -11,6 +11,7 @@
 //! - [`supervisor`]: configuration runs: validate, swap, check, apply or put back.
 //! - [`settings`]: the typed settings model, its one validator, the boot file, sled persistence.
 //! - [`console`]: the HTTP router (manage API, application API, the console's pages).
+//! - [`pool`]: threads for blocking work, which end when idle.
 //! - [`segments`]: message bodies beside sled, in checksummed append-only files.
 //! - [`smtp`]: SMTP without I/O: limits, replies, commands, the server and client state machines.
 //! - [`net`]: smol adapters: TLS identity, the HTTPS front of the console, the port-25 listener.
@@ -67,6 +68,7 @@ pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod pemfile;
+pub mod pool;
 pub mod replies;
 pub mod retention;
 pub mod segments;

@@ -1,8 +1,8 @@
 //! The HTTP surfaces (SPEC §3) as one router over plain request and response values, so every
 //! endpoint is tested without a socket: the manage API (`manage`, `apply`, `email`), the
 //! application API (`api`), and the console's pages (`setup`, over `pages`, with `session`).
-//! `serve.rs` adapts tiny-http to it; the HTTPS front in `net::https` reads each request
-//! (`wire`) and terminates TLS before the bytes reach tiny-http.
+//! `net::https` reads each request whole (`wire`), on the console's listener after TLS and on the
+//! control socket as it is, and `serve::answer` has the router answer it.
 //!
 //! Who may call what: on the control socket everything, without credentials (file permissions
 //! are its authentication); on the console listener `/manage/v1/*` needs HTTP Basic

@@ -136,7 +136,12 @@ impl Head {
     }
 
     /// The whole request, as the router sees it.
-    pub fn request(self, body: Vec<u8>, peer: SocketAddr) -> super::Request {
+    pub fn request(
+        self,
+        body: Vec<u8>,
+        peer: Option<SocketAddr>,
+        origin: super::Origin,
+    ) -> super::Request {
         let (path, query) = match self.target.split_once('?') {
             Some((p, q)) => (p.to_string(), q.to_string()),
             None => (self.target.clone(), String::new()),
@@ -147,8 +152,8 @@ impl Head {
             query,
             headers: self.fields,
             body,
-            origin: super::Origin::Console,
-            peer: Some(peer),
+            origin,
+            peer,
         }
     }
 }

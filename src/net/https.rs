@@ -7,6 +7,10 @@
 //! connection for its next request. One rustls in the tree; no second HTTP server in the way
 //! (through tiny-http on a Unix socket each request cost several thread hops: 6,500 requests a
 //! second against 16,000 now, see BENCHMARKS.md).
+//!
+//! The control socket (`control.sock`, owner-only) is served the same way without TLS
+//! ([`run_control`]): same bounds, same handlers, on the same executor, so it costs no thread of
+//! its own.
 
 use crate::app::App;
 use crate::console::wire::{self, Chunked, Framing, Head, Parsed, Refusal};
@@ -132,7 +136,7 @@ async fn read_request<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
     r: &mut R,
     w: &mut W,
     buf: &mut Vec<u8>,
-    peer: SocketAddr,
+    peer: &str,
     bodies: &Arc<DataBudget>,
 ) -> std::io::Result<(Read, Option<crate::smtp::budget::Reservation>)> {
     // The head: an idle wait for its first byte, then HEAD_TIMEOUT for all of it.
@@ -261,7 +265,36 @@ async fn serve(
             Err(timed_out("TLS handshake timed out"))
         })
         .await?;
-    let (mut r, mut w) = smol::io::split(tls);
+    let from = Client {
+        origin: crate::console::Origin::Console,
+        peer: Some(peer),
+        label: peer.to_string(),
+        busy: None,
+    };
+    serve_stream(tls, &from, app, bodies, handlers).await
+}
+
+/// Who is at the other end of a connection.
+struct Client {
+    origin: crate::console::Origin,
+    peer: Option<SocketAddr>,
+    /// As the log names it.
+    label: String,
+    /// Counts the requests in hand (the control socket's, for the shutdown to wait on).
+    busy: Option<Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+/// Requests on one connection, one after another, until the client closes or a request says
+/// so.
+async fn serve_stream<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin>(
+    stream: S,
+    from: &Client,
+    app: Arc<App>,
+    bodies: &Arc<DataBudget>,
+    handlers: &Arc<smol::lock::Semaphore>,
+) -> std::io::Result<()> {
+    let peer = from.label.as_str();
+    let (mut r, mut w) = smol::io::split(stream);
     let mut buf = Vec::new();
     loop {
         let (read, reservation) = read_request(&mut r, &mut w, &mut buf, peer, bodies).await?;
@@ -283,16 +316,17 @@ async fn serve(
                 break;
             }
         };
+        let in_hand = from.busy.as_ref().map(Busy::enter);
         let keep = head.keep_alive();
         let head_only = head.method == "HEAD";
-        let request = head.request(body, peer);
+        let request = head.request(body, from.peer, from.origin);
         let resp = if crate::console::is_quick(&request) {
             // A page or a file: rendered from memory in microseconds, on this thread.
             crate::console::serve::answer(&app, &request)
         } else {
             let _turn = handlers.acquire().await;
             let app = app.clone();
-            smol::unblock(move || crate::console::serve::answer(&app, &request)).await
+            crate::pool::run(move || crate::console::serve::answer(&app, &request)).await
         };
         drop(reservation);
         w.write_all(&wire::response(&resp, keep, head_only))
@@ -304,10 +338,18 @@ async fn serve(
         if let Some(d) = resp.download.as_ref().filter(|_| !head_only) {
             // A large body (the support bundle) from its file, a piece at a time: a slow client
             // may take as long as it needs, as long as each piece is taken in time.
-            let mut body = smol::Unblock::new(d.reader());
-            let mut piece = vec![0u8; 64 * 1024];
+            let mut body = Some(d.reader());
             loop {
-                let n = body.read(&mut piece).await?;
+                let mut reader = body.take().expect("the reader comes back");
+                let (reader, piece, n) = crate::pool::run(move || {
+                    use std::io::Read as _;
+                    let mut piece = vec![0u8; 64 * 1024];
+                    let n = reader.read(&mut piece);
+                    (reader, piece, n)
+                })
+                .await;
+                body = Some(reader);
+                let n = n?;
                 if n == 0 {
                     break;
                 }
@@ -320,10 +362,77 @@ async fn serve(
             }
         }
         w.flush().await?;
+        drop(in_hand);
         if !keep {
             break;
         }
     }
     w.flush().await?;
     w.close().await
+}
+
+/// Serves the control socket until the task is dropped: the same requests as the console's
+/// front, from the appliance's own tools (the CLI, the application). `busy` counts the requests
+/// in hand, so the shutdown can let them finish.
+pub async fn run_control(
+    listener: smol::net::unix::UnixListener,
+    app: Arc<App>,
+    ex: Arc<smol::Executor<'static>>,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
+    let bodies = DataBudget::new(BODIES_IN_FLIGHT);
+    let handlers = Arc::new(smol::lock::Semaphore::new(HANDLERS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn!("control socket: accept failed: {e}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(permit) = slots.try_acquire_arc() else {
+            log::warn!("control socket: {MAX_CONNECTIONS} connections open: closed a new one");
+            continue;
+        };
+        let (app, bodies, handlers, busy) =
+            (app.clone(), bodies.clone(), handlers.clone(), busy.clone());
+        ex.spawn(async move {
+            let _held = permit;
+            let from = Client {
+                origin: crate::console::Origin::Control,
+                peer: None,
+                label: "the control socket".into(),
+                busy: Some(busy),
+            };
+            let run =
+                std::panic::AssertUnwindSafe(serve_stream(stream, &from, app, &bodies, &handlers));
+            match run.catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("control socket: a connection: {e}"),
+                Err(p) => log::error!(
+                    "control socket: a connection failed: {}",
+                    crate::watch::panic_message(&*p)
+                ),
+            }
+        })
+        .detach();
+    }
+}
+
+/// One request in hand, counted until its answer is written.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn enter(n: &Arc<std::sync::atomic::AtomicUsize>) -> Busy {
+        n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Busy(n.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }

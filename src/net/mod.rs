@@ -12,6 +12,35 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Connects to `host:port`, a name or an address. A name is looked up on a [`crate::pool`]
+/// thread (smol's own lookup runs on its blocking pool, whose threads never end), then each
+/// address is tried in turn; the error is the last one's.
+pub async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return TcpStream::connect(SocketAddr::new(ip, port)).await;
+    }
+    let name = host.to_string();
+    let addrs: Vec<SocketAddr> = crate::pool::run(move || {
+        use std::net::ToSocketAddrs as _;
+        (name.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+    })
+    .await?;
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{host} has no address"),
+    );
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Binds a listen address from the settings; the error names the key.
 pub async fn bind(key: &str, addr: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr)

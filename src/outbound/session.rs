@@ -154,7 +154,7 @@ impl Session {
             ));
         }
         let connect = async {
-            TcpStream::connect((target.host.as_str(), target.port))
+            crate::net::connect(&target.host, target.port)
                 .await
                 .map_err(|e| describe_connect_error(&target.host, target.port, &e))
         };

@@ -165,7 +165,7 @@ impl Worker {
         };
         let days = doc.settings.retention.days;
         let queue = self.app.queue.clone();
-        match smol::unblock(move || queue.expire(crate::clock::now_ms(), days)).await {
+        match crate::pool::run(move || queue.expire(crate::clock::now_ms(), days)).await {
             Ok(0) => {}
             Ok(n) => {
                 log::info!("outbound: removed {n} finished notifications older than {days} days")

@@ -69,6 +69,9 @@ pub struct Processor {
     pub log: Metroplex,
     /// The record whose message is being read, for a crash in the middle of it.
     reading: super::reading::Reading,
+    /// One message is read at a time (on a pool thread, off the executor the SMTP sessions
+    /// share), so `reading` names the one.
+    parse_turn: smol::lock::Mutex<()>,
     /// The webhook's TLS config and the `replies.ca_file` it was made from.
     tls: Mutex<Option<(String, Arc<rustls::ClientConfig>)>>,
     /// Connections to the webhook kept open between requests.
@@ -100,6 +103,7 @@ impl Processor {
         let p = Processor {
             log: Metroplex::open(&app.path(paths::METROPLEX_LOG)),
             reading,
+            parse_turn: smol::lock::Mutex::new(()),
             tls: Mutex::new(None),
             conns: webhook::Pool::default(),
             app,
@@ -182,7 +186,8 @@ impl Processor {
         let mut sweeps = crate::retention::Schedule::default();
         loop {
             if sweeps.due() {
-                self.expire();
+                let me = self.clone();
+                crate::pool::run(move || me.expire()).await;
             }
             let next = self.round(&mut warned).await;
             self.conns.close_idle();
@@ -368,12 +373,18 @@ impl Processor {
         };
         // A panic while reading one message fails that message, not the service; a crash is
         // pinned on it by `reading` at the next boot.
+        let turn = self.parse_turn.lock().await;
         self.reading.start(&rec.id);
-        let parsed = crate::watch::caught(|| {
-            crate::failpoint::message("parse", &raw);
-            extract::parse(&raw, &rec.from)
-        });
+        let from = rec.from.clone();
+        let parsed = crate::pool::run(move || {
+            crate::watch::caught(|| {
+                crate::failpoint::message("parse", &raw);
+                extract::parse(&raw, &from)
+            })
+        })
+        .await;
         self.reading.done();
+        drop(turn);
         let parsed = match parsed {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {

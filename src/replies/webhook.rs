@@ -345,7 +345,7 @@ pub async fn post(
 }
 
 async fn connect(url: &Url, tls: &Arc<rustls::ClientConfig>) -> Result<Conn, String> {
-    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+    let tcp = crate::net::connect(&url.host, url.port)
         .await
         .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
     let _ = tcp.set_nodelay(true);

@@ -1,14 +1,15 @@
 //! `herald run`: boot, bring up the listeners ([`live`]), carry out configuration runs as they
 //! are asked for, watch the workers, and on SIGTERM or SIGINT drain, flush and exit 0.
 //!
-//! One smol executor (owned here) runs the async listeners; the tiny-http servers of the control
-//! socket and the console run on their own small worker pools.
+//! One smol executor (owned here) runs the listeners (the console's HTTPS front, the control
+//! socket, port 25), the delivery worker, reply processing and the disk watch; blocking work goes
+//! to [`crate::pool`]. Threads at idle: this one, smol's reactor (`async-io`), the commit and
+//! checkpoint threads (`durable`), and sled's own eight (seven `sled-io`, the `log flusher`).
 
 pub mod live;
 
 use crate::app::{App, paths};
 use crate::boot::{self, BootError};
-use crate::console::{Origin, serve};
 use crate::watch;
 use smol::future::FutureExt;
 use std::cell::RefCell;
@@ -16,13 +17,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Worker threads of the control socket's tiny-http server. A notification's `202` waits for
-/// its commit, so the workers are what lets concurrent requests share one (measured: with 2,
-/// nearly every notification paid its own fdatasync).
-const HTTP_WORKERS: usize = 8;
-/// How long HTTP requests in progress get to finish after SIGTERM.
+/// How long control-socket requests in progress get to finish after SIGTERM.
 const WORKER_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long SMTP sessions get to finish a message in flight after SIGTERM.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -57,16 +54,15 @@ pub fn run(config: Option<&Path>, data_dir: &Path) -> i32 {
     }
 }
 
-/// Binds an owner-only Unix socket for tiny-http, replacing a stale one (we hold the lock).
-fn unix_server(app: &App, name: &str) -> Result<Arc<tiny_http::Server>, String> {
+/// Binds an owner-only Unix socket, replacing a stale one (we hold the lock).
+fn unix_listener(app: &App, name: &str) -> Result<smol::net::unix::UnixListener, String> {
     let path = app.path(name);
     let _ = std::fs::remove_file(&path);
     let listener =
         UnixListener::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
-    tiny_http::Server::from_listener(listener, None)
-        .map(Arc::new)
+    smol::net::unix::UnixListener::try_from(listener)
         .map_err(|e| format!("cannot serve {}: {e}", path.display()))
 }
 
@@ -80,29 +76,22 @@ fn serve_until_signal(
         .map_err(|e| e.to_string())?
         .ok_or("no settings")?
         .settings;
-    let shutdown = Arc::new(AtomicBool::new(false));
     let signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("cannot catch signals: {e}"))?;
 
-    let control = unix_server(app, paths::CONTROL_SOCK)?;
     // Every worker thread and task reports its end here (see `watch`).
     let (deaths_tx, deaths) = smol::channel::unbounded::<watch::Death>();
-    let cannot_start = |e: std::io::Error| format!("cannot start a worker thread: {e}");
-    let workers = serve::spawn(
-        "control",
-        control.clone(),
-        app.clone(),
-        Origin::Control,
-        HTTP_WORKERS,
-        shutdown.clone(),
-        &deaths_tx,
-    )
-    .map_err(cannot_start)?;
-    let workers = RefCell::new(workers);
-
     let ex = Arc::new(smol::Executor::new());
+    let control_busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let result = smol::block_on(ex.run(async {
+        let control = unix_listener(app, paths::CONTROL_SOCK)?;
+        let control = ex.spawn(crate::net::https::run_control(
+            control,
+            app.clone(),
+            ex.clone(),
+            control_busy.clone(),
+        ));
         // Closed to stop: every SMTP session, of every listener generation, drains.
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
         let live = live::Live::start(app.clone(), ex.clone(), &settings, stop_rx).await?;
@@ -132,8 +121,9 @@ fn serve_until_signal(
         let disk_watch = ex.spawn(async move {
             loop {
                 smol::Timer::after(std::time::Duration::from_secs(1)).await;
-                let disk = disk.clone();
-                smol::unblock(move || disk.check()).await;
+                // Inline, not on the blocking pool: a pool thread woken each second would
+                // never go idle.
+                disk.check();
             }
         });
         let (worker_stop, worker_stopped) = smol::channel::bounded::<()>(1);
@@ -146,18 +136,19 @@ fn serve_until_signal(
             ))
         };
         let worker_task = RefCell::new(start_worker());
-        // Reply processing has a thread of its own, so it runs on the other core and never
-        // takes the SMTP sessions' executor (measured: on the main executor it halved the
-        // inbound rate under load).
-        let start_processor = || -> Result<std::thread::JoinHandle<()>, String> {
-            let processor = Arc::new(crate::replies::processor::Processor::new(app.clone())?);
-            let stopped = worker_stopped.clone();
-            watch::spawn("replies", &deaths_tx, move || {
-                smol::block_on(processor.run(stopped))
-            })
-            .map_err(|e| format!("cannot start reply processing: {e}"))
+        // Reply processing is a task like the delivery worker's; what it does that takes CPU
+        // (reading a message) or may block (a retention sweep) goes to the pool, so it never
+        // holds the executor the SMTP sessions share (measured, when it parsed on the executor:
+        // half the inbound rate under load).
+        let processor = Arc::new(crate::replies::processor::Processor::new(app.clone())?);
+        let start_processor = || {
+            ex.spawn(watch::task(
+                "replies",
+                &deaths_tx,
+                processor.clone().run(worker_stopped.clone()),
+            ))
         };
-        let processor_thread = RefCell::new(start_processor()?);
+        let processor_task = RefCell::new(start_processor());
         log::info!(
             "herald {} ready (data directory {})",
             crate::VERSION,
@@ -209,23 +200,15 @@ fn serve_until_signal(
                     return Some(why);
                 }
                 let restarted = match death.name.as_str() {
-                    "replies" => start_processor().map(|t| *processor_thread.borrow_mut() = t),
+                    "replies" => {
+                        *processor_task.borrow_mut() = start_processor();
+                        Ok(())
+                    }
                     "outbound" => {
                         *worker_task.borrow_mut() = start_worker();
                         Ok(())
                     }
-                    http => {
-                        serve::spawn_one(
-                            http,
-                            control.clone(),
-                            app.clone(),
-                            Origin::Control,
-                            shutdown.clone(),
-                            &deaths_tx,
-                        )
-                        .map(|t| workers.borrow_mut().push(t))
-                        .map_err(cannot_start)
-                    }
+                    other => Err(format!("{other} cannot be started again")),
                 };
                 match restarted {
                     Ok(()) => log::warn!("started {} again", death.name),
@@ -250,13 +233,17 @@ fn serve_until_signal(
                 smol::Timer::at(drain_end).await;
             })
             .await;
-        let processor_thread = processor_thread.into_inner();
-        while !processor_thread.is_finished() && std::time::Instant::now() < drain_end {
-            smol::Timer::after(std::time::Duration::from_millis(20)).await;
+        let processor_task = processor_task.into_inner();
+        let finished = async {
+            processor_task.await;
+            true
         }
-        if processor_thread.is_finished() {
-            let _ = processor_thread.join();
-        } else {
+        .or(async {
+                smol::Timer::at(drain_end).await;
+                false
+            })
+            .await;
+        if !finished {
             log::warn!(
                 "reply processing still busy after {DRAIN:?}: leaving it (its replies stay pending)"
             );
@@ -270,30 +257,26 @@ fn serve_until_signal(
         if left > 0 {
             log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
         }
+        // Requests on the control socket in hand get a bounded time to finish (a notification
+        // whose commit is under way gets its `202`); then the socket goes.
+        let deadline = std::time::Instant::now() + WORKER_DRAIN;
+        while control_busy.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            smol::Timer::after(std::time::Duration::from_millis(10)).await;
+        }
+        if control_busy.load(Ordering::Acquire) > 0 {
+            log::warn!(
+                "a request on the control socket is still open after {WORKER_DRAIN:?}: leaving it"
+            );
+        }
+        control.cancel().await;
         if let Some(why) = fatal_error {
             return Err(why);
         }
         Ok::<(), String>(())
     }));
 
-    // Dropping the executor drops every console and SMTP connection still open, so tiny-http's
-    // workers see their peers go; then the workers get a bounded time to finish.
+    // Dropping the executor drops every console, control and SMTP connection still open.
     drop(ex);
-    shutdown.store(true, Ordering::Release);
-    let deadline = std::time::Instant::now() + WORKER_DRAIN;
-    for w in workers.into_inner() {
-        while !w.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if w.is_finished() {
-            let _ = w.join();
-        } else {
-            log::warn!(
-                "an HTTP request on the control socket is still open after {WORKER_DRAIN:?}: leaving it"
-            );
-        }
-    }
-    drop(control);
     let _ = std::fs::remove_file(app.path(paths::CONTROL_SOCK));
     result
 }

@@ -210,7 +210,7 @@ pub async fn smarthost(s: &Settings) -> Result<String, String> {
 pub async fn webhook(s: &Settings) -> Result<String, String> {
     let url = crate::replies::webhook::parse_url(&s.replies.webhook_url)?;
     timed("the webhook", async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        let tcp = crate::net::connect(&url.host, url.port)
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
         if url.tls {

@@ -1,5 +1,5 @@
 //! The front's request reading, byte by byte: every head split at every offset parses the same,
-//! every bound gives its status, and what goes on to tiny-http carries the client's address and
+//! every bound gives its status, and what goes on to the router carries the client's address and
 //! nothing a client could smuggle.
 
 use super::*;
@@ -193,7 +193,11 @@ fn a_chunked_body_split_anywhere_decodes_the_same_and_stays_bounded() {
 #[test]
 fn a_whole_request_reaches_the_router_with_the_clients_address() {
     let h = head("POST /manage/v1/email/test?x=1 HTTP/1.1\r\nHost: h\r\nX-Ok: yes\r\n\r\n");
-    let r = h.request(b"{}".to_vec(), "192.0.2.7:4444".parse().unwrap());
+    let r = h.request(
+        b"{}".to_vec(),
+        Some("192.0.2.7:4444".parse().unwrap()),
+        crate::console::Origin::Console,
+    );
     assert_eq!(
         (r.method.as_str(), r.path.as_str(), r.query.as_str()),
         ("POST", "/manage/v1/email/test", "x=1")
