@@ -5,7 +5,7 @@ DATA ?= herald-data
 
 FUZZ_SECONDS ?= 300
 
-.PHONY: run build test deps lint bench fuzz fuzz-check docs
+.PHONY: run build test deps lint bench soak fuzz fuzz-check docs
 
 ## run: herald on its built-in dev defaults (console https://127.0.0.1:8443/, data in ./herald-data)
 run:
@@ -32,6 +32,13 @@ lint:
 bench: build
 	$(CARGO) build --release --locked --example smtp_probe --example api_load
 	bash scripts/bench.sh
+
+## soak: the crash loop. herald is killed with SIGKILL every few seconds for SOAK_SECONDS (default
+## 600) while replies and notifications flow; every 250 must reach the webhook under one delivery
+## id, every 202 the smarthost.
+SOAK_SECONDS ?= 600
+soak: build deps
+	cd scripts && python3 soak.py ../target/release/herald $(SOAK_SECONDS)
 
 ## fuzz: coverage-guided fuzzing of every parser of internet input (cargo-fuzz), FUZZ_SECONDS
 ## each (default 300); FUZZ_TARGETS picks some. Crashes land in fuzz/artifacts/<target>/: keep one
