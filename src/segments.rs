@@ -12,7 +12,8 @@
 //! body. A segment grows to about [`SEGMENT_MAX`]; then the next one is started. Each start of
 //! the service starts a new segment and cuts the newest old one at its last whole entry (a
 //! torn tail from a crash). A segment whose bodies are all released (their messages finished)
-//! is deleted after the next checkpoint, once sled's removal of their pointers is durable.
+//! is deleted after the next checkpoint, once sled's removal of their pointers is durable; the
+//! current one too once it holds [`ROLL_WHEN_EMPTY`] and nothing live (a new one is started).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -23,6 +24,9 @@ use std::sync::Mutex;
 
 /// A segment takes entries until it holds this much (one larger body makes it larger).
 pub const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
+/// A current segment this large with nothing live in it is replaced at once (so its space comes
+/// back); a smaller one is written on (a file a reply would be churn when replies are few).
+pub const ROLL_WHEN_EMPTY: u64 = 1024 * 1024;
 const MAGIC: [u8; 4] = *b"HSG1";
 /// magic, key length (u16), body length (u32), CRC-32 (u32).
 const HEADER: usize = 4 + 2 + 4 + 4;
@@ -187,17 +191,7 @@ impl Segments {
         entry.extend_from_slice(body);
         let mut g = self.lock();
         if g.offset > 0 && g.offset + entry.len() as u64 > SEGMENT_MAX {
-            let next = g.current + 1;
-            let file = create(&self.dir, next)?;
-            let full = std::mem::replace(&mut g.file, file);
-            g.unsynced.push(full);
-            g.new_file = true;
-            let done = g.current;
-            if g.live.get(&done).copied().unwrap_or(0) == 0 {
-                g.doomed.push(done);
-            }
-            g.current = next;
-            g.offset = 0;
+            self.roll(&mut g)?;
         }
         let offset = g.offset;
         g.file.write_all_at(&entry, offset)?;
@@ -210,6 +204,23 @@ impl Segments {
             len,
             crc: sum,
         })
+    }
+
+    /// Starts the next segment; the one it replaces goes once nothing in it is live.
+    fn roll(&self, g: &mut Inner) -> io::Result<()> {
+        let next = g.current + 1;
+        let file = create(&self.dir, next)?;
+        let full = std::mem::replace(&mut g.file, file);
+        g.unsynced.push(full);
+        g.new_file = true;
+        let done = g.current;
+        if g.live.get(&done).copied().unwrap_or(0) == 0 {
+            g.live.remove(&done);
+            g.doomed.push(done);
+        }
+        g.current = next;
+        g.offset = 0;
+        Ok(())
     }
 
     /// Makes every appended byte durable: the segments filled since the last sync, the current
@@ -320,6 +331,12 @@ impl Segments {
         if *n == 0 && p.segment != current {
             g.live.remove(&p.segment);
             g.doomed.push(p.segment);
+        } else if *n == 0 && g.offset >= ROLL_WHEN_EMPTY {
+            // The current segment holds nothing live: a new one takes the next body, so this
+            // one can go now rather than linger (up to SEGMENT_MAX) until it fills.
+            if let Err(e) = self.roll(&mut g) {
+                log::warn!("segments: cannot start a new segment: {e}");
+            }
         }
     }
 

@@ -117,14 +117,24 @@ fn a_segment_goes_once_nothing_in_it_is_live_and_only_after_the_checkpoint() {
     assert_eq!(doomed, vec![1]);
     s.delete(&doomed).unwrap();
     assert_eq!(s.usage().0, 1);
-    // The current segment stays even with nothing live in it.
+    // The current segment emptied: the next body goes to a new one, and it goes too.
     s.release(&b);
+    assert!(!s.has_doomed(), "c is live in it still");
     s.release(&c);
+    assert_eq!(s.take_doomed(), vec![2]);
+    let next = s.append(b"d-n", b"next").unwrap();
+    assert_eq!((next.segment, next.offset), (3, 0));
+    s.delete(&[2]).unwrap();
+    // A small current segment emptied is written on: no file for every few replies.
+    s.release(&next);
+    let again = s.append(b"d-m", b"m").unwrap();
+    assert_eq!(again.segment, 3);
+    s.release(&again);
     assert!(!s.has_doomed());
     drop(s);
     // At the next start only what sled points at is kept.
     let s = Segments::open(&d).unwrap();
-    assert_eq!(s.usage().0, 2, "the old one and a new current one");
+    assert_eq!(s.usage().0, 2, "3 and the new current 4");
     s.adopt(std::iter::empty()).unwrap();
     assert_eq!(s.usage().0, 1);
     let e = s.append(b"d-e", b"x").unwrap();
