@@ -17,7 +17,7 @@ usage: bench_inbound.py HERALD_BIN PROBE_BIN SHARED_DIR WORK_DIR  (prints a Mark
 import json, os, re, statistics, subprocess, sys, threading, time
 
 herald_bin, probe_bin, shared, work = sys.argv[1:5]
-HERALD_PORT, POSTFIX_PORT, SINK_PORT = 24525, 2625, 24526
+HERALD_PORT, POSTFIX_PORT, SINK_PORT = 24525, 2625, 24527
 # After a run, what the machine still does for it (deferred checkpoints, Postfix's delivery)
 # counts too.
 SETTLE = 0.5

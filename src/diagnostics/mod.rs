@@ -135,6 +135,15 @@ fn service(app: &App) -> Section {
             &format!("{mib} MiB in the data directory"),
         ));
     }
+    if let Some((files, bytes)) = app.spool.body_usage() {
+        s.push(Check::info(
+            "reply bodies",
+            &format!(
+                "{:.1} MiB in {files} segment files (each goes once every reply in it is finished)",
+                bytes as f64 / (1 << 20) as f64
+            ),
+        ));
+    }
     s
 }
 

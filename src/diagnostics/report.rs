@@ -99,7 +99,7 @@ impl Section {
 }
 
 /// Findings whose value changes by itself: compared by their state only.
-const VOLATILE: &[&str] = &["uptime", "disk free"];
+const VOLATILE: &[&str] = &["uptime", "disk free", "reply bodies"];
 
 /// A whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
