@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
-/// Threads at most. The console's handlers (8 at once) and reply parsing share them.
-pub const MAX: usize = 16;
+/// Threads at most: room for both listeners' handlers (8 at once each), the work a handler
+/// hands on in turn (a name lookup for a test email), reply parsing and the sweeps.
+pub const MAX: usize = 32;
 /// A thread with no work for this long ends.
 pub const IDLE_EXIT: Duration = Duration::from_secs(2);
 
@@ -56,11 +57,14 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 fn submit(job: Job) {
     let mut s = lock();
     s.queue.push_back(job);
-    if s.idle > 0 {
+    // Idle threads count down only once they wake: while more work waits than threads idle,
+    // another thread starts (else a burst would queue behind the one thread notified).
+    if s.queue.len() <= s.idle {
         POOL.work.notify_one();
         return;
     }
     if s.threads >= MAX {
+        POOL.work.notify_one();
         return;
     }
     s.threads += 1;

@@ -11,7 +11,8 @@
 //! An entry: magic, key length (u16), body length (u32), CRC-32 of key and body (u32), key,
 //! body. A segment grows to about [`SEGMENT_MAX`]; then the next one is started. Each start of
 //! the service starts a new segment and cuts the newest old one at its last whole entry (a
-//! torn tail from a crash). A segment whose bodies are all released (their messages finished)
+//! torn tail from a crash; not when whole entries follow a damaged one: that is the disk, and
+//! reads are checked). A segment whose bodies are all released (their messages finished)
 //! is deleted after the next checkpoint, once sled's removal of their pointers is durable; the
 //! current one too once it holds [`ROLL_WHEN_EMPTY`] and nothing live (a new one is started).
 
@@ -103,6 +104,9 @@ fn name(segment: u32) -> String {
 pub struct Segments {
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Held for a whole [`Segments::sync`]: a second sync must not return while the first is
+    /// still syncing files it took (the checkpoint would record them as synced).
+    syncing: Mutex<()>,
 }
 
 struct Inner {
@@ -146,7 +150,15 @@ impl Segments {
                 .open(&path)
                 .map_err(shown)?;
             let good = last_good_end(&file).map_err(shown)?;
-            if good < file.metadata().map_err(shown)?.len() {
+            let size = file.metadata().map_err(shown)?.len();
+            if good < size && whole_entry_after(&file, good + 1).map_err(shown)? {
+                // Not a torn tail: a damaged entry with whole ones after it (the disk). Reads
+                // are checked, so the damaged one is told as corrupt and the rest are kept.
+                log::error!(
+                    "segments: {} has a damaged entry at {good} followed by whole ones; kept as it is",
+                    path.display()
+                );
+            } else if good < size {
                 log::warn!(
                     "segments: {} ends in a torn entry (a crash while it was written); cut at {good} bytes",
                     path.display()
@@ -160,6 +172,7 @@ impl Segments {
         File::open(dir).and_then(|d| d.sync_all()).map_err(shown)?;
         Ok(Segments {
             dir: dir.to_path_buf(),
+            syncing: Mutex::new(()),
             inner: Mutex::new(Inner {
                 current,
                 file,
@@ -226,6 +239,7 @@ impl Segments {
     /// Makes every appended byte durable: the segments filled since the last sync, the current
     /// one, and the folder when a segment was started.
     pub fn sync(&self) -> io::Result<()> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
         let (full, current, new_file) = {
             let mut g = self.lock();
             (
@@ -234,14 +248,24 @@ impl Segments {
                 std::mem::replace(&mut g.new_file, false),
             )
         };
-        for f in &full {
-            f.sync_data()?;
+        let synced = (|| {
+            for f in &full {
+                f.sync_data()?;
+            }
+            current.sync_data()?;
+            if new_file {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if synced.is_err() {
+            // Not synced: the next sync tries them again (the error is fatal for commits
+            // anyway, but nothing may be recorded as synced that was not).
+            let mut g = self.lock();
+            g.unsynced.extend(full);
+            g.new_file |= new_file;
         }
-        current.sync_data()?;
-        if new_file {
-            File::open(&self.dir)?.sync_all()?;
-        }
-        Ok(())
+        synced
     }
 
     /// The body `p` points at, stored under `key`, checked against its checksum.
@@ -307,7 +331,13 @@ impl Segments {
         g.live = live;
         drop(g);
         for s in &unused {
-            remove(&self.dir, *s)?;
+            // A leftover that cannot go now is no reason not to start.
+            if let Err(e) = remove(&self.dir, *s) {
+                log::warn!(
+                    "segments: cannot remove {}, no longer needed: {e}",
+                    name(*s)
+                );
+            }
         }
         if !unused.is_empty() {
             log::info!("segments: {} no longer needed were removed", unused.len());
@@ -393,6 +423,33 @@ fn list(dir: &Path) -> io::Result<Vec<u32>> {
         .collect();
     out.sort_unstable();
     Ok(out)
+}
+
+/// Whether a whole entry (magic, lengths that fit, checksum) starts anywhere from `from` on.
+fn whole_entry_after(file: &File, from: u64) -> io::Result<bool> {
+    let size = file.metadata()?.len();
+    if from >= size {
+        return Ok(false);
+    }
+    let mut rest = vec![0u8; (size - from) as usize];
+    file.read_exact_at(&mut rest, from)?;
+    let mut at = 0;
+    while let Some(i) = memchr::memmem::find(&rest[at..], &MAGIC) {
+        let start = at + i;
+        if let Some(h) = rest.get(start..start + HEADER) {
+            let key_len = u16::from_be_bytes([h[4], h[5]]) as usize;
+            let len = u32::from_be_bytes(h[6..10].try_into().expect("4 bytes")) as usize;
+            let sum = u32::from_be_bytes(h[10..14].try_into().expect("4 bytes"));
+            if let Some(kb) = rest.get(start + HEADER..start + HEADER + key_len + len) {
+                let (key, body) = kb.split_at(key_len);
+                if crc(key, body) == sum {
+                    return Ok(true);
+                }
+            }
+        }
+        at = start + 1;
+    }
+    Ok(false)
 }
 
 /// Where the last whole entry of a segment ends: reading stops at the first entry that is cut

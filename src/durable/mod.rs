@@ -145,7 +145,7 @@ impl Durable {
                 };
                 let (journal, entries) = Journal::open(d.journal_dir, floor)?;
                 if !entries.is_empty() {
-                    let jobs = replay(db, entries, &segments)?;
+                    let jobs = replay(db, entries, &segments, applied)?;
                     log::info!("journal: {jobs} commits the store had not kept were applied again");
                 }
                 segments
@@ -284,25 +284,47 @@ struct Faults {
     answers: Arc<Mutex<()>>,
 }
 
-/// Inserts the jobs of `entries` (those past [`APPLIED_KEY`]) again, in order, and records the
-/// newest as applied; returns how many jobs.
+/// Applies the jobs of `entries` again, in order, and records the newest as applied; returns
+/// how many jobs. An entry past `applied` (the [`APPLIED_KEY`] sled recovered) is applied whole.
+/// One at or below it is in sled already, and what changed since (an outcome, a removal) must
+/// stand: only its bodies are looked at, and a body whose pointer no longer finds its bytes (the
+/// segment's tail was lost with the power) is appended again.
 fn replay(
     db: &sled::Db,
     entries: Vec<journal::Entry>,
     segments: &Segments,
+    applied: u64,
 ) -> Result<usize, String> {
     let mut jobs = 0;
     for entry in entries {
         for job in entry.jobs {
             let tree = db.open_tree(&job.tree).map_err(|e| e.to_string())?;
             for (k, v) in job.writes {
+                if entry.seq <= applied {
+                    let Some((&BODY, key)) = k.split_first() else {
+                        continue;
+                    };
+                    let now = tree.get(key).map_err(|e| e.to_string())?;
+                    let lost = now
+                        .as_deref()
+                        .and_then(crate::segments::Pointer::decode)
+                        .is_some_and(|p| segments.read(&p, key).is_err());
+                    if !lost {
+                        // Still readable, kept whole in sled, or gone since (its message
+                        // finished): nothing to do.
+                        continue;
+                    }
+                    log::warn!("journal: a body the segments lost is written again");
+                }
                 let (k, v) = applied_write(Some(segments), k, v)?;
                 tree.insert(k, v).map_err(|e| e.to_string())?;
             }
             jobs += 1;
         }
-        db.insert(APPLIED_KEY, &entry.seq.to_be_bytes())
-            .map_err(|e| e.to_string())?;
+        if entry.seq > applied {
+            db.insert(APPLIED_KEY, &entry.seq.to_be_bytes())
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(jobs)
 }

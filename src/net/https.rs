@@ -270,6 +270,7 @@ async fn serve(
         peer: Some(peer),
         label: peer.to_string(),
         busy: None,
+        closing: None,
     };
     serve_stream(tls, &from, app, bodies, handlers).await
 }
@@ -282,6 +283,8 @@ struct Client {
     label: String,
     /// Counts the requests in hand (the control socket's, for the shutdown to wait on).
     busy: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// Set at shutdown: a request read after it is answered 503 instead of handled.
+    closing: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Requests on one connection, one after another, until the client closes or a request says
@@ -317,6 +320,23 @@ async fn serve_stream<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin>(
             }
         };
         let in_hand = from.busy.as_ref().map(Busy::enter);
+        if from
+            .closing
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire))
+        {
+            let stopping = crate::console::Response::error(
+                503,
+                "herald is stopping; nothing was done: try again once it is back",
+            );
+            w.write_all(&wire::response(&stopping, false, false))
+                .or(async {
+                    smol::Timer::after(ANSWER_TIMEOUT).await;
+                    Err(timed_out("answer"))
+                })
+                .await?;
+            break;
+        }
         let keep = head.keep_alive();
         let head_only = head.method == "HEAD";
         let request = head.request(body, from.peer, from.origin);
@@ -373,12 +393,14 @@ async fn serve_stream<S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin>(
 
 /// Serves the control socket until the task is dropped: the same requests as the console's
 /// front, from the appliance's own tools (the CLI, the application). `busy` counts the requests
-/// in hand, so the shutdown can let them finish.
+/// in hand, so the shutdown can let them finish; once `closing` is set, a request read after it
+/// is answered 503 and not handled.
 pub async fn run_control(
     listener: smol::net::unix::UnixListener,
     app: Arc<App>,
     ex: Arc<smol::Executor<'static>>,
     busy: Arc<std::sync::atomic::AtomicUsize>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let slots = Arc::new(smol::lock::Semaphore::new(MAX_CONNECTIONS));
     let bodies = DataBudget::new(BODIES_IN_FLIGHT);
@@ -396,8 +418,13 @@ pub async fn run_control(
             log::warn!("control socket: {MAX_CONNECTIONS} connections open: closed a new one");
             continue;
         };
-        let (app, bodies, handlers, busy) =
-            (app.clone(), bodies.clone(), handlers.clone(), busy.clone());
+        let (app, bodies, handlers, busy, closing) = (
+            app.clone(),
+            bodies.clone(),
+            handlers.clone(),
+            busy.clone(),
+            closing.clone(),
+        );
         ex.spawn(async move {
             let _held = permit;
             let from = Client {
@@ -405,6 +432,7 @@ pub async fn run_control(
                 peer: None,
                 label: "the control socket".into(),
                 busy: Some(busy),
+                closing: Some(closing),
             };
             let run =
                 std::panic::AssertUnwindSafe(serve_stream(stream, &from, app, &bodies, &handlers));

@@ -138,6 +138,8 @@ impl Worker {
 
     /// Runs until `stop` closes.
     pub async fn run(self: Arc<Self>, stop: smol::channel::Receiver<()>) {
+        // A worker that died mid-round (started again by `watch`) left its ids taken.
+        self.app.queue.release_all();
         // Settings (by fingerprint) that failed authentication or configuration: not retried.
         let mut paused: Option<(String, String)> = None;
         let mut sweeps = crate::retention::Schedule::default();

@@ -145,3 +145,28 @@ fn a_segment_goes_once_nothing_in_it_is_live_and_only_after_the_checkpoint() {
     assert_eq!(s.usage().0, 2);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A damaged entry with whole ones after it is the disk, not a torn tail: nothing is cut, the
+/// damaged one reads as corrupt and the rest as written.
+#[test]
+fn a_damaged_entry_before_whole_ones_is_not_cut() {
+    let d = dir("middle");
+    let (a, b, c) = {
+        let s = Segments::open(&d).unwrap();
+        (
+            s.append(b"d-a", &[1u8; 100]).unwrap(),
+            s.append(b"d-b", &[2u8; 100]).unwrap(),
+            s.append(b"d-c", &[3u8; 100]).unwrap(),
+        )
+    };
+    let path = d.join(name(a.segment));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[a.offset as usize + HEADER + 3 + 10] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let s = Segments::open(&d).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes.len() as u64);
+    assert!(matches!(s.read(&a, b"d-a"), Err(ReadError::Corrupt(_))));
+    assert_eq!(s.read(&b, b"d-b").unwrap(), vec![2u8; 100]);
+    assert_eq!(s.read(&c, b"d-c").unwrap(), vec![3u8; 100]);
+    std::fs::remove_dir_all(&d).unwrap();
+}

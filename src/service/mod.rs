@@ -84,6 +84,7 @@ fn serve_until_signal(
     let (deaths_tx, deaths) = smol::channel::unbounded::<watch::Death>();
     let ex = Arc::new(smol::Executor::new());
     let control_busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let control_closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let result = smol::block_on(ex.run(async {
         let control = unix_listener(app, paths::CONTROL_SOCK)?;
         let control = ex.spawn(crate::net::https::run_control(
@@ -91,6 +92,7 @@ fn serve_until_signal(
             app.clone(),
             ex.clone(),
             control_busy.clone(),
+            control_closing.clone(),
         ));
         // Closed to stop: every SMTP session, of every listener generation, drains.
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
@@ -258,7 +260,9 @@ fn serve_until_signal(
             log::warn!("{left} SMTP sessions still open after {DRAIN:?}: closing them");
         }
         // Requests on the control socket in hand get a bounded time to finish (a notification
-        // whose commit is under way gets its `202`); then the socket goes.
+        // whose commit is under way gets its `202`); one read from now on is answered 503 (its
+        // client retries against the next start); then the socket goes.
+        control_closing.store(true, Ordering::Release);
         let deadline = std::time::Instant::now() + WORKER_DRAIN;
         while control_busy.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             smol::Timer::after(std::time::Duration::from_millis(10)).await;

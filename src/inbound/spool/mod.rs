@@ -258,10 +258,14 @@ impl Spool {
             if self.inflight.contains(id.0) {
                 continue;
             }
-            // An entry whose record is gone, unreadable or not pending would be taken round
-            // after round: it goes instead.
+            // An entry whose record is gone, unreadable, not pending or due at another time
+            // would be taken round after round: it goes instead.
             match self.record(id, n) {
-                Ok(Some(rec)) if rec.is_pending() => out.push((id, n, rec)),
+                // (An entry at another time than its record's is left over: the record is
+                // due by its own entry.)
+                Ok(Some(rec)) if rec.is_pending() && rec.due_ms.max(0) == due => {
+                    out.push((id, n, rec))
+                }
                 _ => {
                     log::warn!("replies: dropping a stale pending entry for {id}-{n}");
                     let _ = self.tree.remove(&k);

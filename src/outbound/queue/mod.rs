@@ -101,10 +101,25 @@ pub struct Queue {
     pub woken: smol::channel::Receiver<()>,
     /// Ids the delivery worker took for its round and has not saved an outcome for. The lock
     /// also orders the worker's saves against the operator's actions.
-    taken: Mutex<HashSet<u64>>,
+    taken: Mutex<Held>,
     /// An operator asked for an attempt now: delivery paused by settings that failed tries
     /// once more.
     retry_asked: AtomicBool,
+}
+
+/// Ids no one else may change now.
+#[derive(Default)]
+struct Held {
+    /// Taken by the delivery worker's round, until their outcomes are saved.
+    round: HashSet<u64>,
+    /// Being changed by an operator's action, until its commit returns.
+    changing: HashSet<u64>,
+}
+
+impl Held {
+    fn contains(&self, id: &u64) -> bool {
+        self.round.contains(id) || self.changing.contains(id)
+    }
 }
 
 /// Why an operator's retry or drop was not done.
@@ -258,7 +273,7 @@ impl Queue {
             }
             match self.get(id) {
                 Ok(Some(rec)) if rec.status.waiting() && rec.due_ms.max(0) == due => {
-                    taken.insert(id);
+                    taken.round.insert(id);
                     out.push((id, rec));
                 }
                 _ => {
@@ -320,7 +335,7 @@ impl Queue {
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mut batch = sled::Batch::default();
         for &(id, old, new) in updates {
-            taken.remove(&id);
+            taken.round.remove(&id);
             if self.get(id)?.as_ref() != Some(old) {
                 log::warn!(
                     "outbound: {} changed while it was being tried; its outcome ({}) is not saved",
@@ -345,9 +360,14 @@ impl Queue {
         self.tree.apply_batch(batch).map_err(|e| e.to_string())
     }
 
-    /// Ends a round: ids it took and gave no outcome (delivery paused part way) are free again.
+    /// Ends a round: ids it took and gave no outcome (delivery paused part way, or a worker that
+    /// died mid-round) are free again. Ids an operator is changing stay held.
     pub fn release_all(&self) {
-        self.taken.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .round
+            .clear();
     }
 
     /// Whether an operator asked for an attempt now since the last call.
@@ -365,7 +385,7 @@ impl Queue {
         ids: &[u64],
         change: impl Fn(&Record) -> Record,
     ) -> Result<Vec<Result<Record, Refused>>, String> {
-        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(ids.len());
         let mut writes = Vec::new();
         let mut removes = sled::Batch::default();
@@ -397,12 +417,28 @@ impl Queue {
             }
             out.push(Ok(new));
         }
-        if !writes.is_empty() {
-            self.durable.commit_blocking(&self.tree, writes)?;
-            self.tree.apply_batch(removes).map_err(|e| e.to_string())?;
+        if writes.is_empty() {
+            return Ok(out);
         }
+        // Taken while they change, so the worker leaves them alone; the lock itself is not held
+        // over the commit (the executor's thread waits on it in `due` and `update_all`).
+        let changing: Vec<u64> = ids
+            .iter()
+            .zip(&out)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| *id)
+            .collect();
+        taken.changing.extend(&changing);
         drop(taken);
-        Ok(out)
+        let done = self
+            .durable
+            .commit_blocking(&self.tree, writes)
+            .and_then(|()| self.tree.apply_batch(removes).map_err(|e| e.to_string()));
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &changing {
+            taken.changing.remove(id);
+        }
+        done.map(|()| out)
     }
 
     fn change_one(&self, id: u64, change: impl Fn(&Record) -> Record) -> Result<Record, Refused> {
