@@ -139,7 +139,7 @@ fn service(app: &App) -> Section {
         s.push(Check::info(
             "reply bodies",
             &format!(
-                "{:.1} MiB in {files} segment files (each goes once every reply in it is finished)",
+                "{:.1} MiB in segment files ({files}; each goes once every reply in it is finished)",
                 bytes as f64 / (1 << 20) as f64
             ),
         ));
