@@ -43,7 +43,7 @@ soak: build deps
 ## fuzz: coverage-guided fuzzing of every parser of internet input (cargo-fuzz), FUZZ_SECONDS
 ## each (default 300); FUZZ_TARGETS picks some. Crashes land in fuzz/artifacts/<target>/: keep one
 ## in fuzz/regressions/<target>/, named after what it caught, and make test replays it.
-FUZZ_TARGETS ?= smtp_server smtp_client reply_extract settings_file webhook_answer dns_answer
+FUZZ_TARGETS ?= smtp_server smtp_client reply_extract settings_file webhook_answer dns_answer http_request
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	for t in $(FUZZ_TARGETS); do \

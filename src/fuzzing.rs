@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("settings_file", settings_file),
     ("webhook_answer", webhook_answer),
     ("dns_answer", dns_answer),
+    ("http_request", http_request),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -413,6 +414,59 @@ pub fn dns_answer(input: &[u8]) {
                 assert!(!n.ends_with('.') && n == n.to_ascii_lowercase(), "{n:?}");
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// http_request: what a client sends the console's HTTPS front or the control socket
+
+/// Arbitrary bytes as a client's request. Beyond "no panic": a head is never found in a prefix of
+/// the bytes it was found in (nor refused there), its fields carry no line break (nothing to
+/// smuggle into the router), and a chunked body decodes the same fed whole or in two pieces.
+pub fn http_request(input: &[u8]) {
+    use crate::console::wire::{Chunked, Framing, Parsed, check_length, parse_head};
+    let Parsed::Head(head, len) = parse_head(input) else {
+        return;
+    };
+    assert!(len <= input.len(), "a head longer than the bytes");
+    for cut in [len / 2, len.saturating_sub(1)] {
+        assert!(
+            matches!(parse_head(&input[..cut]), Parsed::Incomplete),
+            "a prefix of a head was taken or refused"
+        );
+    }
+    for (k, v) in &head.fields {
+        assert!(
+            !k.contains(['\r', '\n', ':']) && !v.contains(['\r', '\n']),
+            "{k:?}: {v:?}"
+        );
+    }
+    assert!(!head.method.is_empty() && !head.method.contains([' ', '\r', '\n']));
+    if check_length(&head).is_err() || head.framing != Framing::Chunked {
+        return;
+    }
+    let body = &input[len..];
+    let decode = |pieces: &[&[u8]]| {
+        let mut c = Chunked::new(&head);
+        let mut buf: Vec<u8> = Vec::new();
+        for p in pieces {
+            buf.extend_from_slice(p);
+            match c.feed(&buf, &head) {
+                Ok((used, done)) => {
+                    buf.drain(..used);
+                    if done {
+                        return Some(Ok(c.body));
+                    }
+                }
+                Err(r) => return Some(Err(r.status)),
+            }
+        }
+        None
+    };
+    let whole = decode(&[body]);
+    let split = decode(&[&body[..body.len() / 2], &body[body.len() / 2..]]);
+    if let (Some(w), Some(s)) = (&whole, &split) {
+        assert_eq!(w, s, "a chunked body decoded differently in two pieces");
     }
 }
 

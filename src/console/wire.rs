@@ -460,7 +460,8 @@ impl Chunked {
                 ChunkState::Size | ChunkState::DataEnd | ChunkState::Trailer => {
                     let long = || Refusal::new(400, "a chunk line is too long");
                     let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') else {
-                        if buf.len() - at > CHUNK_LINE_MAX {
+                        // The line so far may still end in the CR its line end strips.
+                        if buf.len() - at > CHUNK_LINE_MAX + 1 {
                             return Err(long());
                         }
                         return Ok((at, false));

@@ -188,6 +188,23 @@ fn a_chunked_body_split_anywhere_decodes_the_same_and_stays_bounded() {
     for bad in [&b"zz\r\n"[..], b"5\r\nhelloX\r\n", &[b'1'; 300]] {
         assert_eq!(dechunk(&h, bad, 3).unwrap_err().status, 400, "{bad:?}");
     }
+    // Regression (found by the http_request fuzzer): a chunk line of exactly the limit, its CR
+    // arrived and its LF not yet, was refused split and taken whole.
+    let line = format!("0;{}\r\n\r\n", "e".repeat(CHUNK_LINE_MAX - 2));
+    for step in 1..line.len() {
+        assert_eq!(
+            dechunk(&h, line.as_bytes(), step).unwrap().0,
+            b"",
+            "step {step}"
+        );
+    }
+    let longer = format!("0;{}\r\n\r\n", "e".repeat(CHUNK_LINE_MAX - 1));
+    for step in [1, 7, longer.len()] {
+        assert_eq!(
+            dechunk(&h, longer.as_bytes(), step).unwrap_err().status,
+            400
+        );
+    }
 }
 
 #[test]
