@@ -17,7 +17,7 @@ usage: bench_outbound.py HERALD_BIN API_LOAD_BIN SHARED_DIR WORK_DIR  (prints a 
 progress and errors go to stderr, and any failure exits non-zero). OUTBOUND_MESSAGES=N runs N a
 run instead of 5,000, for a quick try.
 """
-import http.client, json, os, re, shutil, socket, statistics, subprocess, sys, threading, time
+import json, os, re, shutil, socket, statistics, subprocess, sys, threading, time
 
 if len(sys.argv) != 5:
     sys.exit(__doc__.split("\n\n")[-1].strip())
@@ -32,7 +32,7 @@ RUN_TIMEOUT = 300
 GRACE = 1.0
 
 
-from benchlib import BenchError, free_port, sh, stop  # noqa: E402  (shared with the other benches)
+from benchlib import BenchError, UnixHTTPConnection, free_port, sh, stop  # noqa: E402  (shared with the other benches)
 
 
 class Sink:
@@ -102,20 +102,6 @@ class Sink:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket (herald's control.sock)."""
-
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path, self.connects = path, 0
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock, self.connects = s, self.connects + 1
 
 
 TEXT = "".join(f"Line {i:02d}: someone mentioned you in issue #42; this is filler text to make the "

@@ -38,7 +38,7 @@ usage: bench_replies.py HERALD_BIN WORK_DIR  (prints a Markdown section; progres
 stderr, and any failure exits non-zero). REPLIES_MESSAGES=N runs N messages a run instead of
 20,000, for a quick try.
 """
-import hashlib, hmac, http.client, json, multiprocessing, os, re, shutil, signal, smtplib, socket
+import hashlib, hmac, json, multiprocessing, os, re, shutil, signal, smtplib, socket
 import statistics, subprocess, sys, threading, time
 
 if len(sys.argv) != 3:
@@ -57,7 +57,7 @@ ROUND = 256  # records the processor takes per round (src/replies/processor.rs)
 QUEUED = b"status=sent (queued for reply processing)"
 
 
-from benchlib import BenchError, free_port, sh, stop  # noqa: E402  (shared with the other benches)
+from benchlib import BenchError, UnixHTTPConnection, free_port, sh, stop  # noqa: E402  (shared with the other benches)
 
 
 def cpu_seconds(pid):
@@ -282,20 +282,6 @@ def selftest(receiver):
 
 
 # --- herald ---
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket (herald's control.sock)."""
-
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
 
 def manage_get(data, target):
     conn = UnixHTTPConnection(os.path.join(data, "control.sock"))

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: running a command, a free loopback port, stopping a process."""
-import socket, subprocess
+"""What the benchmark scripts share: running a command, a free loopback port, stopping a process,
+HTTP over herald's control socket."""
+import http.client, socket, subprocess
 
 
 class BenchError(Exception):
@@ -11,6 +12,20 @@ def sh(*args, **kw):
     if r.returncode != 0:
         raise BenchError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
     return r.stdout
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (herald's control.sock); counts the connections it opened."""
+
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path, self.connects = path, 0
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock, self.connects = s, self.connects + 1
 
 
 def free_port():

@@ -11,10 +11,10 @@ webhook. Prints the counts; exits 1 on any violation.
 
 Usage: python3 scripts/soak.py HERALD_BINARY [SECONDS]
 """
-import http.client, http.server, json, os, random, shutil, signal, smtplib, socket, subprocess
+import http.server, json, os, random, shutil, signal, smtplib, subprocess
 import sys, tempfile, threading, time
 
-from benchlib import free_port
+from benchlib import UnixHTTPConnection, free_port
 
 SECRET = "soak-webhook-secret-0123456789"
 herald_bin = os.path.abspath(sys.argv[1])
@@ -63,20 +63,8 @@ class Smarthost:
         return "250 OK"
 
 
-class Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.path_ = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path_)
-        self.sock = s
-
-
 def control(method, target, body=None, token=None):
-    c = Unix(os.path.join(data, "control.sock"))
+    c = UnixHTTPConnection(os.path.join(data, "control.sock"), timeout=30)
     try:
         headers = {"Content-Type": "application/json"}
         if token:

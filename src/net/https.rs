@@ -85,18 +85,20 @@ pub async fn run(
         let (app, bodies, handlers) = (app.clone(), bodies.clone(), handlers.clone());
         ex.spawn(async move {
             let _held = (permit, counted);
-            let run =
-                std::panic::AssertUnwindSafe(serve(acceptor, tcp, peer, app, &bodies, &handlers));
-            match run.catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => log::debug!("console: connection from {peer}: {e}"),
-                Err(p) => log::error!(
-                    "console: the connection from {peer} failed: {}",
-                    crate::watch::panic_message(&*p)
-                ),
-            }
+            let what = format!("console: the connection from {peer}");
+            contained(&what, serve(acceptor, tcp, peer, app, &bodies, &handlers)).await;
         })
         .detach();
+    }
+}
+
+/// Serves one connection; how it ended is logged (an I/O error as debug: clients go away), and a
+/// panic in it ends that connection only.
+async fn contained(what: &str, conn: impl std::future::Future<Output = std::io::Result<()>>) {
+    match std::panic::AssertUnwindSafe(conn).catch_unwind().await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::debug!("{what}: {e}"),
+        Err(p) => log::error!("{what} failed: {}", crate::watch::panic_message(&*p)),
     }
 }
 
@@ -434,16 +436,8 @@ pub async fn run_control(
                 busy: Some(busy),
                 closing: Some(closing),
             };
-            let run =
-                std::panic::AssertUnwindSafe(serve_stream(stream, &from, app, &bodies, &handlers));
-            match run.catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => log::debug!("control socket: a connection: {e}"),
-                Err(p) => log::error!(
-                    "control socket: a connection failed: {}",
-                    crate::watch::panic_message(&*p)
-                ),
-            }
+            let serving = serve_stream(stream, &from, app, &bodies, &handlers);
+            contained("control socket: a connection", serving).await;
         })
         .detach();
     }
